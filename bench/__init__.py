@@ -1,0 +1,1 @@
+"""NAS benchmarks: search spaces, networks, ground truth, data sets, experiments and the CLI."""

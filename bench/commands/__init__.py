@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cbred`` CLI, one module each."""

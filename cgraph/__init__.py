@@ -1,0 +1,1 @@
+"""Computational graphs of PyTorch models and distances between them."""

@@ -1,0 +1,1 @@
+"""Training-free statistics (proxies) and the engine that scores search spaces with them."""
