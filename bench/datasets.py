@@ -144,10 +144,12 @@ def load_dataset(
     if root is None:
         if name == "cifar10":
             return bundled_cifar10(split)
-        raise FileNotFoundError(
-            f"{name} is not bundled; pass its root directory or set {DATA_ENV}"
-        )
-    readers = {"cifar10": read_cifar10, "cifar100": read_cifar100, "imagenet16_120": read_imagenet16}
+        raise FileNotFoundError(f"{name} is not bundled; pass its root directory or set {DATA_ENV}")
+    readers = {
+        "cifar10": read_cifar10,
+        "cifar100": read_cifar100,
+        "imagenet16_120": read_imagenet16,
+    }
     return readers[name](root, split)
 
 

@@ -131,9 +131,7 @@ class Arch:
 
     def neighbours(self) -> list[Arch]:
         """The 24 architectures that differ from this one on exactly one edge."""
-        return [
-            self.with_op(e, op) for e in range(NUM_EDGES) for op in OPS if op != self.ops[e]
-        ]
+        return [self.with_op(e, op) for e in range(NUM_EDGES) for op in OPS if op != self.ops[e]]
 
     def isomorphism_key(self) -> str:
         """A key shared exactly by computationally isomorphic cells.

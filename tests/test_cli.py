@@ -1,0 +1,53 @@
+"""The cbred CLI: every sub-command has help, and `space` prints the facts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.cli import build_parser, main
+
+
+def _subcommands(parser):
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            yield from action.choices.items()
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = build_parser()
+    stack = [((), parser)]
+    seen = 0
+    while stack:
+        path, p = stack.pop()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*path, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: cbred" in capsys.readouterr().out
+        seen += 1
+        stack.extend(((*path, name), child) for name, child in _subcommands(p))
+    assert seen >= 4
+
+
+def test_space_info(capsys):
+    assert main(["space", "info", "nb201"]) == 0
+    out = capsys.readouterr().out
+    assert "15625" in out and "6466 distinct classes" in out
+    assert "94.37" in out and "73.51" in out and "47.31" in out
+
+
+def test_space_arch_and_errors(capsys):
+    assert main(["space", "arch", "nb201", "6111"]) == 0
+    out = capsys.readouterr().out
+    assert "94.37" in out and "nor_conv_1x1~2" in out
+    assert main(["space", "arch", "nb201", "|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|"]) == 2
+    assert "'bad'" in capsys.readouterr().err
+
+
+def test_console_script_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "space", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "info" in result.stdout
