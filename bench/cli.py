@@ -7,7 +7,13 @@ import importlib
 import sys
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ("bench.commands.space",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "bench.commands.space",
+    "bench.commands.score",
+    "bench.commands.distance",
+    "bench.commands.trace",
+    "bench.commands.reduce",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -177,7 +177,7 @@ def parse_arch(arch: Arch | str | int, space: NB201Space | None = None) -> Arch:
     if isinstance(arch, str):
         return Arch.from_string(arch)
     if isinstance(arch, (int, np.integer)):
-        return (space or NB201Space()).arch(int(arch))
+        return (space or default_space()).arch(int(arch))
     raise InvalidArchitectureError(
         f"expected a cell string, Arch or index, got {type(arch).__name__}: {arch!r}"
     )
@@ -247,3 +247,9 @@ class NB201Space:
         return np.array(
             [ids.setdefault(a.isomorphism_key(), len(ids)) for a in self._archs], dtype=np.int64
         )
+
+
+@lru_cache(maxsize=1)
+def default_space() -> NB201Space:
+    """One shared :class:`NB201Space` per process (building one parses 15,625 strings)."""
+    return NB201Space()

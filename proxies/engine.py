@@ -1,0 +1,195 @@
+"""Scoring a search space: what to compute, how to compute a chunk, and the run loop.
+
+A :class:`ScoreJob` fixes the setting (statistics, data set, batch size, seed,
+network width).  :func:`run_scoring` asks the store what is missing, splits the
+missing architectures into chunks, hands the chunks to an executor
+(:mod:`proxies.executors`) and writes each finished chunk to the store in one
+transaction, so a killed run loses at most the chunks in flight and a restarted
+run computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from proxies.store import ScoreRow, ScoreStore
+
+ChunkFn = Callable[["ScoreJob", Sequence[int]], list[ScoreRow]]
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """The setting under which architectures of ``space`` are scored."""
+
+    statistics: tuple[str, ...]
+    space: str = "nb201"
+    dataset: str = "cifar10"
+    batch_size: int = 64
+    seed: int = 0
+    channels: int = 16
+    cells_per_stage: int = 5
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from bench.ground_truth import canonical_dataset
+        from proxies.registry import get_proxy
+
+        if self.space != "nb201":
+            raise ValueError(f"unknown space {self.space!r}; expected 'nb201'")
+        if not self.statistics or len(set(self.statistics)) != len(self.statistics):
+            raise ValueError(f"statistics must be distinct names, got {self.statistics!r}")
+        for name in self.statistics:
+            get_proxy(name)  # raises a clear KeyError for unknown names
+        object.__setattr__(self, "dataset", canonical_dataset(self.dataset))
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Statistic → version: a hash of its code, the shared passes and the network width.
+
+        Width and depth enter the version because the stored key has no column for them.
+        """
+        return {
+            name: statistic_version(name, self.channels, self.cells_per_stage)
+            for name in self.statistics
+        }
+
+
+def statistic_version(name: str, channels: int, cells_per_stage: int) -> str:
+    """12 hex digits naming the code of statistic ``name`` and the network it scored."""
+    import proxies.passes
+    from proxies.registry import get_proxy
+
+    spec = get_proxy(name)
+    text = inspect.getsource(spec.fn) + inspect.getsource(proxies.passes)
+    text += f"|C={channels}|N={cells_per_stage}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def score_chunk(job: ScoreJob, archs: Sequence[int]) -> list[ScoreRow]:
+    """Score the architectures ``archs`` (NB201 indices); one row per statistic each.
+
+    An exception while scoring one architecture is recorded in the error text of the rows
+    it affects instead of ending the chunk.
+    """
+    from bench.nb201 import default_space
+
+    space = default_space()
+    versions = job.versions
+    rows: list[ScoreRow] = []
+    for index in archs:
+        start = time.perf_counter()
+        values, errors = _score_one(job, int(index))
+        seconds = time.perf_counter() - start
+        for name in job.statistics:
+            value = values[name]
+            rows.append(
+                ScoreRow(
+                    job.space,
+                    int(index),
+                    name,
+                    job.dataset,
+                    job.batch_size,
+                    job.seed,
+                    versions[name],
+                    space.string(int(index)),
+                    value if np.isfinite(value) else None,
+                    seconds,
+                    job.device,
+                    errors.get(name),
+                )
+            )
+    return rows
+
+
+def _score_one(job: ScoreJob, index: int) -> tuple[dict[str, float], dict[str, str]]:
+    """Values and error reasons of all the job's statistics for one architecture.
+
+    The fused call comes first; if it raises, each statistic is scored on its own so that
+    one failing statistic does not take the others' values with it (fused and separate
+    values are equal by construction of :func:`proxies.score`).
+    """
+    from proxies.api import score_nb201
+
+    setting = (job.dataset, job.batch_size, job.seed, job.channels, job.cells_per_stage, job.device)
+    try:
+        result = score_nb201(index, list(job.statistics), *setting)
+        return result.values, result.errors
+    except Exception:  # isolate the failing statistic below
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for name in job.statistics:
+            try:
+                result = score_nb201(index, [name], *setting)
+                values[name] = result.values[name]
+                if name in result.errors:
+                    errors[name] = result.errors[name]
+            except Exception as exc:  # recorded in the store, never fatal for the run
+                values[name] = float("nan")
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        return values, errors
+
+
+@dataclass
+class RunSummary:
+    """What a run did: architectures scored now, found in the store, failed; wall time."""
+
+    requested: int
+    cached: int
+    scored: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failed_chunks: list[list[int]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        rate = self.scored / self.seconds if self.seconds > 0 else float("nan")
+        return (
+            f"{self.requested} requested: {self.cached} cached, {self.scored} scored "
+            f"({self.failed} with errors), {self.seconds:.1f} s, {rate:.2f} arch/s"
+        )
+
+
+def missing_archs(store: ScoreStore, job: ScoreJob, archs: Sequence[int]) -> list[int]:
+    """Architectures of ``archs`` lacking any of the job's statistics in the store."""
+    done = store.done(job.space, job.dataset, job.batch_size, job.seed, job.versions)
+    return [int(a) for a in archs if any((int(a), s) not in done for s in job.statistics)]
+
+
+def run_scoring(
+    store: ScoreStore,
+    job: ScoreJob,
+    archs: Sequence[int],
+    executor: object | None = None,
+    chunk_size: int = 8,
+    progress: bool = True,
+    chunk_fn: ChunkFn = score_chunk,
+) -> RunSummary:
+    """Score every architecture in ``archs`` that the store lacks; returns a summary."""
+    from proxies.executors import InProcessExecutor
+
+    if chunk_size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {chunk_size}")
+    executor = executor or InProcessExecutor()
+    start = time.perf_counter()
+    todo = missing_archs(store, job, archs)
+    summary = RunSummary(requested=len(archs), cached=len(archs) - len(todo))
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    with tqdm(total=len(todo), disable=not progress, unit="arch", desc="scoring") as bar:
+        for chunk, rows in executor.map_chunks(chunk_fn, job, chunks):  # type: ignore[attr-defined]
+            if rows is None:  # the chunk failed even after retries
+                summary.failed_chunks.append(list(chunk))
+                continue
+            store.put(rows)
+            summary.scored += len(chunk)
+            summary.failed += len({r.arch for r in rows if r.failed})
+            bar.update(len(chunk))
+    summary.seconds = time.perf_counter() - start
+    return summary
