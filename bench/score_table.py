@@ -1,0 +1,96 @@
+"""The shipped NB201 score table: training-free statistics packaged with cbred.
+
+The table is made by the scoring engine (``cbred score`` into a store) and packed
+here as Parquet, one row per scored architecture and one column per statistic,
+so that C-BRED and the searches run on NB201 without scoring anything.  Its
+``attrs`` record the setting it was scored under and its coverage of the space.
+
+    python -m bench.score_table --store scores.db        # pack a store into the package
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from bench.nb201 import SPACE_SIZE, default_space
+
+TABLE_NAME = "nb201_scores.parquet"
+SETTING_COLUMNS = ("dataset", "batch_size", "seed")
+
+
+def pack_store(
+    store_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    channels: int = 16,
+    cells_per_stage: int = 5,
+) -> pd.DataFrame:
+    """Write the NB201 rows of a score store as a wide Parquet table; returns it.
+
+    The store must hold a single setting (data set, batch size, seed); failed values
+    stay NaN.  ``channels``/``cells_per_stage`` name the network width it was scored at.
+    """
+    from proxies.store import ScoreStore
+
+    with ScoreStore(store_path) as store:
+        rows = store.frame(space="nb201")
+    if rows.empty:
+        raise ValueError(f"score store {str(store_path)!r} has no NB201 rows")
+    settings = rows[list(SETTING_COLUMNS)].drop_duplicates()
+    if len(settings) != 1:
+        raise ValueError(f"score store mixes settings {settings.to_dict('records')}; pack one")
+    table = rows.pivot_table(
+        index="arch", columns="statistic", values="value", aggfunc="first", dropna=False
+    )
+    table.columns.name = None
+    table.insert(0, "arch_str", [default_space().string(int(a)) for a in table.index])
+    table.attrs = {
+        "dataset": str(settings.iloc[0]["dataset"]),
+        "batch_size": int(settings.iloc[0]["batch_size"]),
+        "seed": int(settings.iloc[0]["seed"]),
+        "channels": channels,
+        "cells_per_stage": cells_per_stage,
+        "versions": rows.groupby("statistic")["version"].first().to_dict(),
+        "coverage": len(table) / SPACE_SIZE,
+    }
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    table.to_parquet(tmp)
+    os.replace(tmp, out)
+    return table
+
+
+@lru_cache(maxsize=1)
+def shipped_scores() -> pd.DataFrame:
+    """The packaged table (index: NB201 index; columns: arch_str and statistics)."""
+    path = resources.files("bench") / "data" / TABLE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no shipped score table at {path}; score the space with 'cbred score' and pack "
+            "it with 'python -m bench.score_table --store scores.db'"
+        )
+    with resources.as_file(path) as file:
+        return pd.read_parquet(file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Pack a score store into the shipped table.")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "data" / TABLE_NAME))
+    args = parser.parse_args(argv)
+    table = pack_store(args.store, args.out)
+    stats = [c for c in table.columns if c != "arch_str"]
+    print(
+        f"packed {len(table)} architectures ({table.attrs['coverage']:.1%} of NB201), "
+        f"statistics {stats} -> {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
