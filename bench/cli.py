@@ -1,4 +1,9 @@
-"""The ``cbred`` command line: one sub-command per module in :mod:`bench.commands`."""
+"""The ``cbred`` command line: one sub-command per module in :mod:`bench.commands`.
+
+Sub-command modules import torch, scikit-learn or PyTorch Geometric, which take
+seconds; so only the module of the command being run is imported.  The others
+appear in ``cbred --help`` through the one-line summaries below.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,39 @@ import argparse
 import importlib
 import sys
 
-# Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "bench.commands.space",
-    "bench.commands.score",
-    "bench.commands.distance",
-    "bench.commands.trace",
-    "bench.commands.reduce",
-)
+# command -> (module defining ``register(subparsers)``, summary for ``cbred --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "space": ("bench.commands.space", "describe a search space or one architecture"),
+    "trace": ("bench.commands.trace", "trace a model into its computational graph"),
+    "distance": ("bench.commands.distance", "distance matrix over a space or a list of models"),
+    "proxies": ("bench.commands.proxies", "list training-free statistics or score one network"),
+    "score": ("bench.commands.score", "score a space with training-free statistics into a store"),
+    "reduce": ("bench.commands.reduce", "C-BRED: cluster a space and keep the best cluster"),
+    "search": ("bench.commands.search", "search an architecture space (TE-NAS pruning)"),
+    "bench": ("bench.commands.bench_cmd", "search experiments beside the published tables"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``load`` names the one command to load fully, or ``'all'``."""
     parser = argparse.ArgumentParser(
         prog="cbred",
         description="Training-free NAS by clustering computational graphs (C-BRED).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name, (module, summary) in COMMANDS.items():
+        if load in (name, "all"):
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cbred`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError, IndexError) as exc:

@@ -1,1 +1,23 @@
-"""Computational graphs of PyTorch models and distances between them."""
+"""Computational graphs of PyTorch models and distances between them.
+
+``trace(model, example_inputs)`` gives a :class:`CompGraph`: arrays (memory
+nodes) and executed operations (kernel nodes, typed by :data:`VOCAB`) joined by
+read and write edges.  :mod:`cgraph.nb201` builds NB201 graphs and op counts
+for the whole space quickly; :mod:`cgraph.export` converts graphs to networkx,
+PyTorch Geometric and JSON.
+"""
+
+from cgraph.graph import MEMORY_KINDS, CompGraph, GraphSummary
+from cgraph.trace import TraceError, TraceFallbackWarning, trace
+from cgraph.vocab import VOCAB, VOCAB_INDEX
+
+__all__ = [
+    "MEMORY_KINDS",
+    "VOCAB",
+    "VOCAB_INDEX",
+    "CompGraph",
+    "GraphSummary",
+    "TraceError",
+    "TraceFallbackWarning",
+    "trace",
+]

@@ -1,1 +1,37 @@
-"""Clustering, C-BRED search-space reduction, and searches over full or reduced spaces."""
+"""Clustering, C-BRED search-space reduction, and searches over full or reduced spaces.
+
+The C-BRED pipeline, one module per stage: :mod:`reduce.cluster` (k-means, spectral,
+k-medoids on weighted distinct points), :mod:`reduce.select` (K and η without labels),
+:mod:`reduce.scoring` (cluster scoring functions f), :mod:`reduce.cbred` (Algorithm 1),
+:mod:`reduce.subspace` (the reduced space searchers consume), :mod:`reduce.report`
+(tables and plots) and :mod:`reduce.pipeline` (NB201 features, distances, statistics).
+"""
+
+from reduce.cbred import Reduction, cbred_reduce
+from reduce.cluster import (
+    KMeansClusterer,
+    KMedoidsClusterer,
+    Points,
+    SpectralClusterer,
+    make_clusterer,
+)
+from reduce.pipeline import reduce_nb201
+from reduce.scoring import ScoringFunction, parse_scoring
+from reduce.select import ParameterSelection, select_best_parameter
+from reduce.subspace import Subspace
+
+__all__ = [
+    "KMeansClusterer",
+    "KMedoidsClusterer",
+    "ParameterSelection",
+    "Points",
+    "Reduction",
+    "ScoringFunction",
+    "SpectralClusterer",
+    "Subspace",
+    "cbred_reduce",
+    "make_clusterer",
+    "parse_scoring",
+    "reduce_nb201",
+    "select_best_parameter",
+]

@@ -1,0 +1,159 @@
+"""``cbred distance``: the N×N distance matrix of a search space or of user models."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+import numpy as np
+
+from bench.nb201 import NB201Space
+
+SPACES = ("nb201",)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "distance",
+        help="distance matrix over a space or a list of models (probabilistic or edit)",
+        description="Computes the pairwise distance matrix of a whole search space (--space) "
+        "or of user models traced on a random input (--models), and writes it as .npy "
+        "(memory-mapped, so it need not fit in RAM).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--space", choices=SPACES, help="every architecture of a space")
+    source.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODULE:FACTORY",
+        help="factories returning torch modules, e.g. torchvision.models:resnet18",
+    )
+    parser.add_argument(
+        "--metric",
+        default="hellinger",
+        help="registered metric: kl, js, sqrt_js, hellinger, edit (default hellinger)",
+    )
+    parser.add_argument("--out", help="write the matrix to this .npy file")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--chunk", type=int, help="rows per block (default: ~64 MiB blocks)")
+    parser.add_argument("--smoothing", type=float, help="pseudo-count added to op counts")
+    parser.add_argument("--input-shape", default="1,3,32,32", help="example input for --models")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the example input")
+    parser.add_argument(
+        "--edit-method", default="auto", choices=("auto", "exact", "approx"), help="for --models"
+    )
+    parser.add_argument("--channels", type=int, default=16, help="NB201 network width")
+    parser.add_argument("--cells", type=int, default=5, help="NB201 cells per stage")
+    parser.set_defaults(func=run)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,32,32"`` → (1, 3, 32, 32); ValueError naming the text otherwise."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--input-shape must be comma-separated integers, got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise ValueError(f"--input-shape must list positive sizes, got {text!r}")
+    return shape
+
+
+def load_factory(spec: str) -> object:
+    """The callable named by ``"package.module:attribute"``."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"model {spec!r} must be written MODULE:FACTORY, e.g. mypkg.nets:make")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load model factory {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(f"{spec!r} is not callable")
+    return factory
+
+
+def trace_models(specs: list[str], shape: tuple[int, ...], seed: int) -> list:
+    """CompGraphs of the models built by each factory, traced on one seeded normal input."""
+    import torch
+
+    from cgraph import trace
+
+    example = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    graphs = []
+    for spec in specs:
+        model = load_factory(spec)()
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"{spec!r} returned {type(model).__name__}, not a torch nn.Module")
+        graphs.append(trace(model.eval(), example))
+    return graphs
+
+
+def summarise(matrix: np.ndarray, chunk: int = 1024) -> dict[str, float]:
+    """Off-diagonal min, mean and max and the number of zero off-diagonal pairs, by blocks."""
+    n = len(matrix)
+    low, high, total, zeros = np.inf, -np.inf, 0.0, 0
+    for start in range(0, n, chunk):
+        block = np.array(matrix[start : start + chunk], dtype=np.float64)
+        rows = np.arange(len(block))
+        block[rows, start + rows] = np.nan
+        values = block[~np.isnan(block)]
+        if values.size:
+            low, high = min(low, values.min()), max(high, values.max())
+            total += values.sum()
+            zeros += int(np.count_nonzero(values == 0))
+    pairs = n * (n - 1)
+    return {
+        "min": float(low) if pairs else 0.0,
+        "mean": total / pairs if pairs else 0.0,
+        "max": float(high) if pairs else 0.0,
+        "zero_pairs": zeros // 2,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from cgraph.distance import get_metric, pairwise
+
+    metric = get_metric(args.metric)
+    options: dict[str, object] = {}
+    if args.smoothing is not None:
+        if metric.inputs != "counts":
+            raise ValueError(f"--smoothing applies to probabilistic metrics, not {args.metric!r}")
+        options["smoothing"] = args.smoothing
+    start = time.perf_counter()
+    if args.space:
+        labels = None
+        if metric.inputs == "counts":
+            from cgraph.nb201 import space_op_counts
+
+            data: object = space_op_counts(NB201Space(), args.channels, args.cells)
+        else:
+            data = NB201Space()
+    else:
+        data = trace_models(args.models, parse_shape(args.input_shape), args.seed)
+        labels = args.models
+        if args.metric == "edit":
+            options["method"] = args.edit_method
+    prepared = time.perf_counter()
+    matrix = pairwise(
+        data, args.metric, dtype=np.dtype(args.dtype), chunk=args.chunk, out=args.out, **options
+    )
+    if isinstance(matrix, np.memmap):
+        matrix.flush()
+    done = time.perf_counter()
+    stats = summarise(matrix)
+    print(f"metric           {args.metric}{' (a metric)' if metric.is_metric else ''}")
+    print(f"matrix           {matrix.shape[0]} x {matrix.shape[1]} {matrix.dtype}")
+    print(f"inputs           {prepared - start:.2f} s")
+    print(f"distances        {done - prepared:.2f} s")
+    print(
+        f"off-diagonal     min {stats['min']:.6g}  mean {stats['mean']:.6g}  "
+        f"max {stats['max']:.6g}  zero pairs {stats['zero_pairs']}"
+    )
+    if labels is not None and len(labels) <= 12:
+        width = max(len(label) for label in labels)
+        for label, row in zip(labels, np.asarray(matrix)):
+            print(f"{label:<{width}}  " + " ".join(f"{v:8.4g}" for v in row))
+    if args.out:
+        print(f"written          {args.out}")
+    return 0

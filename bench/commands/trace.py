@@ -1,0 +1,92 @@
+"""``cbred trace``: the computational graph of an NB201 architecture or of a user model."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import torch
+from torch import nn
+
+from bench.nb201 import NB201Space, parse_arch
+from bench.nb201_network import build_network
+from cgraph import VOCAB, trace
+from cgraph.export import SUFFIXES, save
+from cgraph.graph import CompGraph
+from cgraph.nb201 import nb201_graph
+from cgraph.trace import FALLBACKS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "trace",
+        help="trace a model into its computational graph, print a summary, optionally save it",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--space", choices=("nb201",), help="trace an architecture of a space")
+    source.add_argument("--model", help="user model as package.module:factory (no arguments)")
+    parser.add_argument("--arch", help="NB201 index or cell string (with --space)")
+    parser.add_argument("--input-shape", help="input shape for --model, e.g. 1,3,32,32")
+    parser.add_argument("--channels", type=int, default=16, help="NB201 stem width")
+    parser.add_argument("--cells-per-stage", type=int, default=5, help="NB201 cells per stage")
+    parser.add_argument("--num-classes", type=int, default=10, help="NB201 classifier outputs")
+    parser.add_argument("--resolution", type=int, default=32, help="NB201 input size")
+    parser.add_argument(
+        "--slow", action="store_true", help="NB201: trace the built network instead of templates"
+    )
+    parser.add_argument("--fallback", choices=FALLBACKS, default="eager", help="if fx fails")
+    parser.add_argument("--out", help=f"write the graph ({', '.join(SUFFIXES)} by suffix)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    graph = _nb201(args) if args.space else _user_model(args)
+    print(graph.summary().format())
+    counts = graph.op_histogram()
+    print("ops       " + "  ".join(f"{VOCAB[i]}:{counts[i]}" for i in counts.nonzero()[0]))
+    if args.out:
+        print(f"wrote     {save(graph, args.out)}")
+    return 0
+
+
+def _nb201(args: argparse.Namespace) -> CompGraph:
+    if args.arch is None:
+        raise ValueError("--space nb201 needs --arch (an index or a cell string)")
+    if args.input_shape:
+        raise ValueError("--input-shape is for --model; NB201 takes --resolution")
+    space = NB201Space()
+    arch = parse_arch(int(args.arch) if args.arch.isdigit() else args.arch, space)
+    sizes = (args.channels, args.cells_per_stage, args.num_classes)
+    print(f"arch      #{space.index(arch)} {arch}")
+    if args.slow:
+        x = torch.zeros(1, 3, args.resolution, args.resolution)
+        return trace(build_network(arch, *sizes), x, fallback=args.fallback)
+    return nb201_graph(arch, *sizes, resolution=args.resolution)
+
+
+def _user_model(args: argparse.Namespace) -> CompGraph:
+    if args.arch is not None:
+        raise ValueError("--arch is for --space; a user model takes --input-shape")
+    if not args.input_shape:
+        raise ValueError("--model needs --input-shape, e.g. --input-shape 1,3,32,32")
+    module_name, _, factory_name = args.model.partition(":")
+    if not module_name or not factory_name:
+        raise ValueError(f"--model must look like package.module:factory, got {args.model!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise ValueError(f"{module_name!r} has no callable {factory_name!r}")
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{args.model} returned {type(model).__name__}, not a torch.nn.Module")
+    try:
+        shape = tuple(int(s) for s in args.input_shape.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--input-shape must be comma-separated integers, got {args.input_shape!r}"
+        ) from None
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    return trace(model, x, fallback=args.fallback)

@@ -1,0 +1,61 @@
+"""Distances between computational graphs, as N×N matrices over a set or a whole space.
+
+* Probabilistic distances between op-usage distributions
+  (:mod:`~cgraph.distance.probabilistic`): symmetrised KL, Jensen-Shannon and its
+  square root, Hellinger.
+* Graph-edit distance under a heuristic :class:`CostModel`
+  (:mod:`~cgraph.distance.edit`: exact and bipartite approximation;
+  :mod:`~cgraph.distance.nb201_edit`: exact and vectorised for NB201 cells).
+* :func:`pairwise` and :func:`register_metric` (:mod:`~cgraph.distance.registry`).
+"""
+
+from cgraph.distance.costs import CostModel, family_of
+from cgraph.distance.edit import (
+    approx_edit_distance,
+    edit_distance,
+    edit_lower_bound,
+    edit_matrix,
+    edit_path_cost,
+)
+from cgraph.distance.nb201_edit import cell_edit_distance, cell_graph, nb201_edit_matrix
+from cgraph.distance.probabilistic import (
+    hellinger_matrix,
+    js_matrix,
+    kl_matrix,
+    sqrt_js_matrix,
+    to_distributions,
+)
+from cgraph.distance.registry import (
+    Metric,
+    as_counts,
+    available_metrics,
+    get_metric,
+    kernel_graph,
+    pairwise,
+    register_metric,
+)
+
+__all__ = [
+    "CostModel",
+    "Metric",
+    "approx_edit_distance",
+    "as_counts",
+    "available_metrics",
+    "cell_edit_distance",
+    "cell_graph",
+    "edit_distance",
+    "edit_lower_bound",
+    "edit_matrix",
+    "edit_path_cost",
+    "family_of",
+    "get_metric",
+    "hellinger_matrix",
+    "js_matrix",
+    "kernel_graph",
+    "kl_matrix",
+    "nb201_edit_matrix",
+    "pairwise",
+    "register_metric",
+    "sqrt_js_matrix",
+    "to_distributions",
+]

@@ -1,0 +1,184 @@
+"""``score``: compute any set of registered statistics of a model on a batch, fused.
+
+The caller's model is never touched: scoring works on a deep copy placed on the target
+device, in training mode, with every parameter requiring gradients.  Failures inside a
+pass or a statistic (a dead network, a singular matrix, an overflow) become NaN with a
+reason in :attr:`ScoreResult.errors`; only bad arguments raise.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from bench.datasets import NUM_CLASSES, get_batch
+from bench.ground_truth import canonical_dataset
+from bench.nb201 import Arch, parse_arch
+from bench.nb201_network import build_network
+from proxies.passes import MAIN_FEATURES, PassResults, plan, run_pass, seeded
+from proxies.registry import ProxySpec, ProxyUndefined, available_proxies, get_proxy
+
+# Errors a statistic's computation may raise on a numerically bad network; bugs elsewhere
+# (TypeError, AttributeError, ...) still surface.
+NUMERIC_ERRORS = (ProxyUndefined, ArithmeticError, RuntimeError, ValueError)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Statistic name → value (``result[name]``, iteration, ``len``, ``items()``); the
+    ``values`` dict holds them, ``seconds`` the times (per pass, per statistic and
+    ``total``) and ``errors`` the reason for every NaN or infinite value."""
+
+    values: dict[str, float]
+    seconds: dict[str, float]
+    errors: dict[str, str]
+    passes: tuple[str, ...]
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        """(name, value) pairs in the order the statistics were asked for."""
+        return iter(self.values.items())
+
+
+def resolve_device(device: str | torch.device | None, default: torch.device) -> torch.device:
+    """The device to score on; asking for an unavailable CUDA device is an error."""
+    dev = default if device is None else torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
+    return dev
+
+
+def _check_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor]:
+    if not (isinstance(batch, Sequence) and len(batch) == 2):
+        raise ValueError(f"batch must be a pair (x, y) of tensors, got {type(batch).__name__}")
+    x, y = batch
+    if not (torch.is_tensor(x) and x.is_floating_point() and x.dim() >= 2):
+        raise ValueError("batch x must be a floating tensor of shape (N, ...) with N ≥ 1")
+    if not (torch.is_tensor(y) and y.dtype == torch.int64 and y.shape == (x.shape[0],)):
+        raise ValueError(f"batch y must be an int64 tensor of shape ({x.shape[0]},) (class labels)")
+    return x, y
+
+
+def _resolve_proxies(proxies: Sequence[str] | None) -> list[ProxySpec]:
+    names = available_proxies() if proxies is None else list(proxies)
+    if isinstance(proxies, str):
+        raise ValueError(f"proxies must be a list of names, got the string {proxies!r}")
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"proxies must be a non-empty list of distinct names, got {names}")
+    return [get_proxy(n) for n in names]
+
+
+def working_copy(model: nn.Module, device: torch.device) -> nn.Module:
+    """A deep copy of ``model`` on ``device``, in training mode, all parameters trainable."""
+    work = copy.deepcopy(model).to(device).train()
+    for p in work.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    return work
+
+
+def _pass_of(feature: str) -> str:
+    return "main" if feature in MAIN_FEATURES else feature
+
+
+def score(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    proxies: Sequence[str] | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> ScoreResult:
+    """Compute the named statistics (default: all registered) of ``model`` on ``batch``.
+
+    ``batch`` is ``(x, y)`` with class labels ``y``; ``seed`` seeds every random choice of
+    the passes (dropout, for instance) and makes the result deterministic.  The device
+    defaults to the batch's.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    specs = _resolve_proxies(proxies)
+    x, y = _check_batch(batch)
+    dev = resolve_device(device, x.device)
+    start = time.perf_counter()
+    results = PassResults(working_copy(model, dev), x.to(dev), y.to(dev))
+    features = frozenset().union(*(s.needs for s in specs))
+    seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    passes = plan(features)
+    for name in passes:
+        try:
+            seconds[f"pass:{name}"] = run_pass(name, results, features, seed)
+        except NUMERIC_ERRORS as exc:
+            failed[name] = f"pass {name!r} failed: {type(exc).__name__}: {exc}"
+    values: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        reasons = [failed[p] for p in sorted({_pass_of(f) for f in spec.needs}) if p in failed]
+        value = math.nan
+        if reasons:
+            errors[spec.name] = "; ".join(reasons)
+        else:
+            try:
+                value = float(spec.fn(results))
+            except NUMERIC_ERRORS as exc:
+                errors[spec.name] = str(exc) if isinstance(exc, ProxyUndefined) else repr(exc)
+        if not math.isfinite(value) and spec.name not in errors:
+            errors[spec.name] = f"value is {value} (singular kernel or degenerate network)"
+        values[spec.name] = value
+        seconds[spec.name] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - start
+    return ScoreResult(values, seconds, errors, tuple(passes))
+
+
+@lru_cache(maxsize=8)
+def _cached_batch(dataset: str, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return get_batch(dataset, batch_size=batch_size, seed=seed)
+
+
+def nb201_model(
+    arch: Arch | str | int,
+    seed: int = 0,
+    channels: int = 16,
+    cells_per_stage: int = 5,
+    num_classes: int = 10,
+) -> nn.Module:
+    """The NB201 network of ``arch`` with PyTorch's default initialisation drawn from ``seed``."""
+    with seeded(seed, torch.device("cpu")):
+        return build_network(arch, channels, cells_per_stage, num_classes)
+
+
+def score_nb201(
+    arch: Arch | str | int,
+    proxies: Sequence[str] | None = None,
+    dataset: str = "cifar10",
+    batch_size: int = 64,
+    seed: int = 0,
+    channels: int = 16,
+    cells_per_stage: int = 5,
+    device: str | torch.device | None = None,
+) -> ScoreResult:
+    """Build the NB201 network of ``arch`` (init seeded by ``seed``), take the seeded batch of
+    ``dataset`` and score it.  Architectures without a path from cell input to output get
+    defined values (zero saliencies) or NaN with a reason, never an exception."""
+    dataset = canonical_dataset(dataset)
+    net = nb201_model(parse_arch(arch), seed, channels, cells_per_stage, NUM_CLASSES[dataset])
+    return score(net, _cached_batch(dataset, batch_size, seed), proxies, seed, device)

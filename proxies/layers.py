@@ -1,0 +1,69 @@
+"""Which modules the statistics look at, and the small linear-algebra helpers they share.
+
+Following the zero-cost-proxy reference code, parameter saliencies are taken over the
+weights of convolution and linear layers ("weight layers"); activation codes are taken
+at ``nn.ReLU`` modules (functional ReLUs cannot be hooked, so a model without ``nn.ReLU``
+modules has no NASWOT-type statistics).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+WEIGHT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every convolution or linear layer with a weight, in module order."""
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, WEIGHT_LAYER_TYPES) and isinstance(m.weight, nn.Parameter)
+    ]
+
+
+def relu_modules(model: nn.Module) -> list[nn.Module]:
+    """Every ``nn.ReLU`` module of ``model``."""
+    return [m for m in model.modules() if isinstance(m, nn.ReLU)]
+
+
+def agreement_kernel(code: torch.Tensor) -> torch.Tensor:
+    """K[i, j] = (number of units) − Hamming(code_i, code_j) for a boolean (N, D) code.
+
+    With s = 2c − 1 ∈ {±1}, s_i·s_j = agreements − disagreements, so
+    K = (s sᵀ + D) / 2.  Computed in float32 (exact for D < 2²⁴) and returned in float64.
+    """
+    s = code.to(torch.float32).mul_(2.0).sub_(1.0)
+    return ((s @ s.T + code.shape[1]) / 2).to(torch.float64)
+
+
+def logdets_psd(kernels: torch.Tensor) -> list[float]:
+    """log|K| of each positive semi-definite kernel in a (L, N, N) stack; −inf if singular.
+
+    One batched ``slogdet`` and one device-to-host transfer for the whole stack.
+    """
+    sign, logabs = torch.linalg.slogdet(kernels.to(torch.float64))
+    return torch.where(sign > 0, logabs, -math.inf).tolist()
+
+
+def logdet_psd(kernel: torch.Tensor) -> float:
+    """log|K| of one positive semi-definite kernel; −inf when it is singular."""
+    return logdets_psd(kernel.unsqueeze(0))[0]
+
+
+def macs_of_call(module: nn.Module, output: torch.Tensor) -> int:
+    """Multiply-accumulates of one call of a weight layer, summed over the batch.
+
+    Convolutions count (C_in/groups)·k² MACs per output element and linear layers
+    ``in_features`` per output element; a bias adds one per output element (the NB201
+    benchmark's convention).
+    """
+    if isinstance(module, nn.Linear):
+        per_output = module.in_features
+    else:
+        per_output = (module.in_channels // module.groups) * math.prod(module.kernel_size)
+    per_output += module.bias is not None
+    return int(output.numel()) * per_output

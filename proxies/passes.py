@@ -1,0 +1,296 @@
+"""The shared passes over a network from which every statistic is computed.
+
+A statistic declares the *features* it needs; :func:`run_passes` groups them into the
+fewest passes:
+
+* ``main`` – one seeded forward of the batch in training mode, with hooks that collect
+  what was asked for (``costs``: multiply-accumulates; ``relu_codes``: the agreement
+  kernels of the binary codes at every ``nn.ReLU`` input; ``layer_codes``: the same at the
+  input of every weight layer), then at most one cross-entropy backward
+  (``loss_grad``: ∂L/∂θ of the weight layers; ``act_grad``: Fisher terms of the weight
+  layers' outputs; ``hvp``: the Hessian-gradient product Hg of GraSP, by double backward
+  through the same graph) and one backward of Σ outputs to the input (``input_grad``).
+* ``synflow`` – |θ|, double precision, batch norm removed, an all-ones input.
+* ``ntk`` – per-sample gradients of the summed logits (the empirical NTK of TE-NAS).
+* ``zico`` – cross-entropy gradients of the weight layers on each of ``ZICO_SPLITS``
+  disjoint parts of the batch.
+
+Every pass runs on the caller's working copy of the model under ``torch.random.fork_rng``
+reseeded with the score's seed, so a statistic computed alone or fused with others sees
+the same random numbers and produces the same value.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from proxies.layers import agreement_kernel, logdets_psd, macs_of_call, relu_modules, weight_layers
+
+MAIN_FEATURES = ("costs", "relu_codes", "layer_codes", "loss_grad", "act_grad", "hvp", "input_grad")
+FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")
+ZICO_SPLITS = 2
+
+
+@dataclass
+class PassResults:
+    """Everything the passes produced; each statistic reads the fields it declared."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    layer_names: list[str] = field(default_factory=list)
+    weights: list[torch.Tensor] = field(default_factory=list)
+    macs: int | None = None
+    grads: list[torch.Tensor] | None = None
+    hessian_grads: list[torch.Tensor] | None = None
+    fisher: list[torch.Tensor] | None = None
+    relu_kernel: torch.Tensor | None = None
+    relu_logdets: list[float] | None = None
+    relu_equal: torch.Tensor | None = None
+    layer_logdets: list[float | None] | None = None
+    input_grad: torch.Tensor | None = None
+    synflow: list[torch.Tensor] | None = None
+    ntk: torch.Tensor | None = None
+    zico_grads: list[torch.Tensor] | None = None
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Fork the global RNG (CPU and, on CUDA, that device) and seed it."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def hooks(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
+    """Remove the given hook handles on exit, whatever happens."""
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _zeros_for_none(
+    grads: Sequence[torch.Tensor | None], like: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Replace the ``None`` gradients of unused tensors by zeros of their shape."""
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, like, strict=True)]
+
+
+def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
+    """The fused forward (+ backward) pass; fills the fields of the requested features."""
+    model, x, y = results.model, results.x, results.y
+    layers = weight_layers(model)
+    results.layer_names = [n for n, _ in layers]
+    results.weights = [m.weight for _, m in layers]
+    handles: list[torch.utils.hooks.RemovableHandle] = []
+    macs = [0]
+    relu_kernels: list[torch.Tensor] = []
+    relu_units: list[int] = []
+    layer_kernels: list[tuple[int, torch.Tensor]] = []
+    acts: list[tuple[int, torch.Tensor]] = []
+
+    def relu_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        code = inp[0].detach().flatten(1) > 0
+        relu_kernels.append(agreement_kernel(code))
+        relu_units.append(code.shape[1])
+
+    if "relu_codes" in features:
+        handles += [m.register_forward_hook(relu_hook) for m in relu_modules(model)]
+    for i, (_, m) in enumerate(layers):
+        if "layer_codes" in features:
+
+            def pre_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], i: int = i) -> None:
+                layer_kernels.append((i, agreement_kernel(inp[0].detach().flatten(1) > 0)))
+
+            handles.append(m.register_forward_pre_hook(pre_hook))
+        if features & {"costs", "act_grad"}:
+
+            def out_hook(mod: nn.Module, _inp: tuple, out: torch.Tensor, i: int = i):
+                if "costs" in features:
+                    macs[0] += macs_of_call(mod, out)
+                if "act_grad" in features:
+                    acts.append((i, out))
+                    return out.clone()  # later in-place ops must not change the stored output
+                return None
+
+            handles.append(m.register_forward_hook(out_hook))
+
+    with hooks(handles), seeded(seed, x.device):
+        if "input_grad" in features:
+            x = x.detach().clone().requires_grad_(True)
+        want_grad = bool(features & {"loss_grad", "act_grad", "hvp", "input_grad"})
+        with torch.set_grad_enabled(want_grad):
+            out = model(x)
+    if "costs" in features:
+        results.macs = macs[0] // x.shape[0]
+    if "relu_codes" in features:
+        _collect_relu(results, relu_kernels, relu_units, x.shape[0])
+    if "layer_codes" in features:
+        _collect_layer_codes(results, layer_kernels, len(layers))
+    if features & {"loss_grad", "act_grad", "hvp"}:
+        _loss_backward(results, out, y, features, acts)
+    if "input_grad" in features:
+        results.input_grad = torch.autograd.grad(out.sum(), x)[0].detach()
+
+
+def _collect_relu(
+    results: PassResults, kernels: list[torch.Tensor], units: list[int], n: int
+) -> None:
+    """Summed kernel, per-call log-determinants and the "same joint pattern" relation."""
+    if not kernels:
+        results.relu_kernel, results.relu_logdets, results.relu_equal = None, [], None
+        return
+    stack = torch.stack(kernels)
+    results.relu_kernel = stack.sum(0)
+    results.relu_logdets = logdets_psd(stack)
+    equal = torch.ones(n, n, dtype=torch.bool, device=kernels[0].device)
+    for k, d in zip(kernels, units, strict=True):
+        equal &= k == d
+    results.relu_equal = equal
+
+
+def _collect_layer_codes(
+    results: PassResults, kernels: list[tuple[int, torch.Tensor]], n_layers: int
+) -> None:
+    """Per weight layer, the summed log|K| of its calls' input codes (None if never called)."""
+    logdets: list[float | None] = [None] * n_layers
+    if kernels:
+        values = logdets_psd(torch.stack([k for _, k in kernels]))
+        for (i, _), v in zip(kernels, values, strict=True):
+            logdets[i] = v if logdets[i] is None else logdets[i] + v
+    results.layer_logdets = logdets
+
+
+def _loss_backward(
+    results: PassResults,
+    out: torch.Tensor,
+    y: torch.Tensor,
+    features: frozenset[str],
+    acts: list[tuple[int, torch.Tensor]],
+) -> None:
+    weights = results.weights
+    hvp = "hvp" in features
+    loss = F.cross_entropy(out, y)
+    act_tensors = [a for _, a in acts]
+    grads = torch.autograd.grad(
+        loss,
+        weights + act_tensors,
+        create_graph=hvp,
+        retain_graph=hvp or "input_grad" in features,
+        allow_unused=True,
+    )
+    weight_grads = _zeros_for_none(grads[: len(weights)], weights)
+    results.grads = [g.detach() for g in weight_grads]
+    if "act_grad" in features:
+        fisher = [torch.zeros((), dtype=out.dtype, device=out.device) for _ in weights]
+        for (i, act), grad in zip(acts, grads[len(weights) :], strict=True):
+            if grad is None:
+                continue
+            prod = act.detach() * grad.detach()
+            per_channel = prod.sum(tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+            # the reference spreads each channel's value over the channel's weights
+            fan_in = weights[i][0].numel()
+            fisher[i] = fisher[i] + per_channel.pow(2).mean(0).sum() * (0.5 * fan_in)
+        results.fisher = fisher
+    if hvp:
+        z = sum(
+            (g.detach() * g).sum()
+            for g, raw in zip(weight_grads, grads[: len(weights)], strict=True)
+            if raw is not None
+        )
+        if not torch.is_tensor(z) or not z.requires_grad:
+            results.hessian_grads = [torch.zeros_like(w) for w in weights]
+        else:
+            hg = torch.autograd.grad(
+                z, weights, retain_graph="input_grad" in features, allow_unused=True
+            )
+            results.hessian_grads = [g.detach() for g in _zeros_for_none(hg, weights)]
+
+
+def _without_batch_norm(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose batch-norm layers are identities."""
+    net = copy.deepcopy(model)
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(parent, name, nn.Identity())
+    return net
+
+
+def run_synflow(results: PassResults, seed: int) -> None:
+    """Per-layer |θ ⊙ ∂R/∂θ| with R = Σ f(1; |θ|) in float64 and no batch norm."""
+    net = _without_batch_norm(results.model).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    weights = [m.weight for _, m in weight_layers(net)]
+    ones = torch.ones((1, *results.x.shape[1:]), dtype=torch.float64, device=results.x.device)
+    with seeded(seed, results.x.device):
+        r = net(ones).sum()
+    value = r.detach()
+    if not torch.isfinite(value):
+        raise FloatingPointError(f"synflow objective overflowed in float64 (R = {value.item()})")
+    grads = _zeros_for_none(torch.autograd.grad(r, weights, allow_unused=True), weights)
+    results.synflow = [(w.detach() * g).abs() for w, g in zip(weights, grads, strict=True)]
+
+
+def run_ntk(results: PassResults, seed: int) -> None:
+    """Empirical NTK Θ = J Jᵀ, J[i] = ∂(Σ_k f_k(x_i))/∂θ over parameters named ``*weight``."""
+    model, x = results.model, results.x
+    params = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    with seeded(seed, x.device):
+        out = model(x)
+    rows = []
+    for i in range(x.shape[0]):
+        g = torch.autograd.grad(
+            out[i].sum(), params, retain_graph=i < x.shape[0] - 1, allow_unused=True
+        )
+        rows.append(torch.cat([t.reshape(-1) for t in _zeros_for_none(g, params)]))
+    jac = torch.stack(rows).to(torch.float64)
+    results.ntk = jac @ jac.T
+
+
+def run_zico(results: PassResults, seed: int) -> None:
+    """Weight-layer gradients on each of ``ZICO_SPLITS`` parts of the batch (rows of a matrix)."""
+    model, x, y = results.model, results.x, results.y
+    if x.shape[0] < ZICO_SPLITS:
+        raise ValueError(f"ZiCo needs a batch of at least {ZICO_SPLITS} samples, got {x.shape[0]}")
+    weights = [m.weight for _, m in weight_layers(model)]
+    per_split = []
+    with seeded(seed, x.device):
+        for xs, ys in zip(x.tensor_split(ZICO_SPLITS), y.tensor_split(ZICO_SPLITS), strict=True):
+            loss = F.cross_entropy(model(xs), ys)
+            g = _zeros_for_none(torch.autograd.grad(loss, weights, allow_unused=True), weights)
+            per_split.append([t.detach().reshape(-1) for t in g])
+    results.zico_grads = [torch.stack(layer) for layer in zip(*per_split, strict=True)]
+
+
+PASSES = {"synflow": run_synflow, "ntk": run_ntk, "zico": run_zico}
+
+
+def plan(features: frozenset[str]) -> list[str]:
+    """The passes needed for ``features``, in execution order."""
+    names = ["main"] if features & set(MAIN_FEATURES) else []
+    return names + [p for p in PASSES if p in features]
+
+
+def run_pass(name: str, results: PassResults, features: frozenset[str], seed: int) -> float:
+    """Run one planned pass; returns its wall time in seconds."""
+    start = time.perf_counter()
+    if name == "main":
+        run_main(results, features & set(MAIN_FEATURES), seed)
+    else:
+        PASSES[name](results, seed)
+    return time.perf_counter() - start

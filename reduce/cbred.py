@@ -1,0 +1,203 @@
+"""C-BRED (Algorithm 1 of the C-BRED poster): cluster a space, score clusters, keep the best.
+
+1. choose K (and η) by an unsupervised criterion (:func:`reduce.select.select_best_parameter`),
+   unless given;
+2. cluster the space's distinct points and map the labels back to architectures;
+3. score each cluster with f over the training-free statistic of m sampled members
+   (or all members when the statistic comes from a table);
+4. keep the best cluster, or the best clusters that fit a size budget.
+
+Benchmark accuracies play no part here; they only evaluate a reduction afterwards
+(:mod:`reduce.report`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+
+from reduce.cluster import Points
+from reduce.scoring import ClusterSamples, ScoringFunction, parse_scoring
+from reduce.select import ParameterSelection, select_best_parameter
+from reduce.subspace import Subspace, space_by_name
+
+ScoreSource = pd.Series | np.ndarray | Callable[[np.ndarray], np.ndarray]
+"""Per-architecture statistic values, larger is better: a Series indexed by
+architecture index, an array over the whole space, or a function of an index array."""
+
+
+def lookup_scores(scores: ScoreSource, indices: np.ndarray, n_items: int) -> np.ndarray:
+    """Statistic values of the architectures ``indices`` from any :data:`ScoreSource`."""
+    if isinstance(scores, pd.Series):
+        missing = np.setdiff1d(indices, scores.index.to_numpy())
+        if missing.size:
+            raise KeyError(f"score table has no value for architectures {missing[:5].tolist()}")
+        values = scores.loc[indices].to_numpy(dtype=np.float64)
+    elif isinstance(scores, np.ndarray):
+        if scores.shape != (n_items,):
+            raise ValueError(f"score array has shape {scores.shape}, expected ({n_items},)")
+        values = scores[indices].astype(np.float64)
+    elif callable(scores):
+        values = np.asarray(scores(indices), dtype=np.float64).reshape(-1)
+        if values.shape != indices.shape:
+            raise ValueError(f"score function returned {values.size} values for {indices.size}")
+    else:
+        raise TypeError(
+            f"scores must be a pandas Series, a numpy array or a callable, got {type(scores)}"
+        )
+    if np.any(np.isposinf(values)):
+        raise ValueError("scores contain +inf; expected finite values or NaN")
+    return values
+
+
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Relabel clusters 0..K-1 in order of their first item, so numbering is reproducible."""
+    _, first, codes = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[codes.reshape(-1)]
+
+
+def budget_size(budget: float | int | None, n_items: int) -> int | None:
+    """A budget as a number of architectures: a share in (0, 1) or a count >= 1."""
+    if budget is None:
+        return None
+    if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool):
+        if not 1 <= budget <= n_items:
+            raise ValueError(f"budget count must be in 1..{n_items}, got {budget}")
+        return int(budget)
+    value = float(budget)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"budget share must be in (0, 1), got {budget!r}")
+    return max(1, int(np.floor(value * n_items)))
+
+
+def choose_clusters(f_values: np.ndarray, sizes: np.ndarray, limit: int | None) -> list[int]:
+    """The best cluster, or the best clusters whose total size fits ``limit``.
+
+    Clusters are taken in decreasing f (ties: smaller first, then lower id); with a
+    limit, a cluster that does not fit in what is left is skipped.
+    """
+    order = np.lexsort((np.arange(len(sizes)), sizes, -f_values))
+    if limit is None:
+        return [int(order[0])]
+    chosen, total = [], 0
+    for c in order:
+        if total + sizes[c] <= limit:
+            chosen.append(int(c))
+            total += int(sizes[c])
+    if not chosen:
+        raise ValueError(
+            f"no cluster fits the budget of {limit} architectures (smallest has {sizes.min()})"
+        )
+    return chosen
+
+
+@dataclass
+class Reduction:
+    """The outcome of :func:`cbred_reduce`: the subspace and everything that led to it."""
+
+    subspace: Subspace
+    labels: np.ndarray  # cluster of every architecture
+    sizes: np.ndarray  # architectures per cluster
+    f_values: np.ndarray  # score of every cluster
+    selected: list[int]  # chosen clusters, best first
+    sampled: list[np.ndarray]  # scored member indices per cluster
+    sample_values: list[np.ndarray]  # their statistic values
+    selection: ParameterSelection | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.sizes)
+
+
+def cbred_reduce(
+    points: Points,
+    clusterer: BaseEstimator,
+    scores: ScoreSource,
+    f: str | ScoringFunction = "median",
+    m: int | None = 32,
+    seed: int = 0,
+    budget: float | int | None = None,
+    space: str = "nb201",
+    k_values: Sequence[int] | None = None,
+    eta_values: Sequence[float] | None = None,
+    criterion: str = "silhouette",
+    provenance: dict[str, Any] | None = None,
+) -> Reduction:
+    """Run C-BRED over ``points`` (one item per architecture of ``space``).
+
+    ``clusterer`` is used as configured when ``k_values`` is None; otherwise K (and
+    η over ``eta_values``) is chosen by ``criterion``.  ``m`` members per cluster
+    (all when None) are drawn with ``seed`` and scored from ``scores``; ``f``
+    scores the clusters; ``budget`` (share or count) allows several clusters.
+    """
+    full = space_by_name(space)
+    if points.n_items != len(full):
+        raise ValueError(f"points describe {points.n_items} items, but {space} has {len(full)}")
+    if m is not None and m < 1:
+        raise ValueError(f"m (members scored per cluster) must be >= 1 or None, got {m}")
+    scoring = parse_scoring(f)
+    limit = budget_size(budget, points.n_items)
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    selection = None
+    model = clone(clusterer)
+    if k_values is not None:
+        selection = select_best_parameter(model, points, k_values, eta_values, criterion)
+        params: dict[str, Any] = {"n_clusters": selection.n_clusters}
+        if selection.eta is not None and "eta" in model.get_params():
+            params["eta"] = selection.eta
+        model.set_params(**params)
+    timings["select"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    model.fit(points.data_for(model), sample_weight=points.weights)
+    labels = canonical_labels(points.item_labels(model.labels_))
+    sizes = np.bincount(labels)
+    timings["cluster"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    sampled = []
+    for c in range(len(sizes)):
+        members = np.flatnonzero(labels == c)
+        if m is not None and m < members.size:
+            members = np.sort(rng.choice(members, size=m, replace=False))
+        sampled.append(members)
+    values = lookup_scores(scores, np.concatenate(sampled), points.n_items)
+    bounds = np.cumsum([0] + [s.size for s in sampled])
+    sample_values = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    f_values = scoring(ClusterSamples.build(sample_values, sizes))
+    timings["score"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    selected = choose_clusters(f_values, sizes, limit)
+    members = np.flatnonzero(np.isin(labels, selected))
+    record = {
+        **(provenance or {}),
+        "clusterer": type(model).__name__,
+        "params": {k: v for k, v in model.get_params().items()},
+        "n_clusters": int(len(sizes)),
+        "eta": getattr(model, "eta_", model.get_params().get("eta")),
+        "selection": None if selection is None else selection.as_dict(),
+        "f": scoring.name,
+        "m": m,
+        "seed": seed,
+        "budget": budget,
+        "clusters": selected,
+        "f_values": [float(f_values[c]) for c in selected],
+    }
+    subspace = Subspace.from_indices(members, full, record)
+    timings["subspace"] = time.perf_counter() - start
+    return Reduction(
+        subspace, labels, sizes, f_values, selected, sampled, sample_values, selection, timings
+    )

@@ -1,0 +1,56 @@
+"""Searches over a full space or a C-BRED Subspace, with budgets and full histories.
+
+* :func:`best_of_n` — NASWOT Algorithm 1 (one statistic or a rank ensemble);
+* :func:`regularized_evolution` — REA with a statistic or benchmark accuracy as fitness;
+* :func:`area` — AREA: screen with a statistic, seed REA with the top architectures;
+* :func:`within_budget` / :class:`PenalisedObjective` — hard cost budget, soft penalty.
+
+Every search takes a seed (same seed, same history), a :class:`Budget` in evaluations
+and simulated seconds, and returns a :class:`SearchResult` with the whole history.
+"""
+
+from reduce.search.area import area
+from reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
+from reduce.search.efficiency import PenalisedObjective, nb201_costs, soft_reward, within_budget
+from reduce.search.objective import (
+    PROXY_SECONDS,
+    TRAIN_SECONDS,
+    AccuracyObjective,
+    LiveProxyObjective,
+    Objective,
+    TableObjective,
+    fitness,
+)
+from reduce.search.random_search import best_of_n
+from reduce.search.rea import regularized_evolution
+from reduce.search.space import (
+    SearchSpace,
+    as_search_space,
+    grid_space,
+    nb201_search_space,
+)
+
+__all__ = [
+    "PROXY_SECONDS",
+    "TRAIN_SECONDS",
+    "AccuracyObjective",
+    "Budget",
+    "BudgetExhausted",
+    "Evaluator",
+    "LiveProxyObjective",
+    "Objective",
+    "PenalisedObjective",
+    "SearchResult",
+    "SearchSpace",
+    "TableObjective",
+    "area",
+    "as_search_space",
+    "best_of_n",
+    "fitness",
+    "grid_space",
+    "nb201_costs",
+    "nb201_search_space",
+    "regularized_evolution",
+    "soft_reward",
+    "within_budget",
+]

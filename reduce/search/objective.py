@@ -1,0 +1,176 @@
+"""What a search optimises: a value per architecture, its direction and its simulated cost.
+
+An :class:`Objective` answers ``value(index)`` and ``seconds(index)`` (the simulated
+cost of one evaluation, charged against a seconds budget).  Three sources exist:
+
+* :class:`TableObjective` — a statistic looked up in a precomputed table (a score store,
+  a Parquet/CSV export); the fast path for experiments.
+* :class:`LiveProxyObjective` — a statistic computed on demand by
+  :func:`proxies.score_nb201`, memoised per architecture.
+* :class:`AccuracyObjective` — benchmark accuracy from :mod:`bench.ground_truth`,
+  standing in for training.  The bundled table has no training times, so each query is
+  charged a fixed, documented number of seconds (:data:`TRAIN_SECONDS`).
+
+Simulated costs are fixed numbers rather than measured wall time, so that the same seed
+gives the same history on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+PROXY_SECONDS = 306.19 / 1000
+"""Simulated seconds per statistic evaluation: NASWOT's published GPU time for N=1000
+(306.19 s) divided by 1000."""
+
+TRAIN_SECONDS = 100.0
+"""Simulated seconds per benchmark-accuracy query (an assumption: the bundled data has no
+training times).  With it, the published 12,000 s REA budget buys 120 queries."""
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """A value per architecture id, whether higher or lower is better, and its cost."""
+
+    name: str
+    direction: str
+
+    def value(self, index: int) -> float: ...
+
+    def seconds(self, index: int) -> float: ...
+
+
+def fitness(objective: Objective, value: float) -> float:
+    """``value`` oriented so that larger is better; NaN (a failed statistic) is −inf."""
+    if math.isnan(value):
+        return -math.inf
+    return value if objective.direction == "higher" else -value
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
+
+
+def _check_seconds(seconds: float) -> None:
+    if not (seconds >= 0 and math.isfinite(seconds)):
+        raise ValueError(f"seconds per evaluation must be a finite number >= 0, got {seconds}")
+
+
+def registered_direction(statistic: str) -> str:
+    """The registered direction of a training-free statistic (``proxies.get_proxy``)."""
+    from proxies import get_proxy
+
+    return get_proxy(statistic).direction
+
+
+@dataclass(frozen=True, eq=False)
+class TableObjective:
+    """A statistic looked up per architecture id in a table (NaN = failed, worst)."""
+
+    name: str
+    values: Mapping[int, float] | pd.Series
+    direction: str = ""
+    cost: float = PROXY_SECONDS
+    _lookup: dict[int, float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        direction = self.direction or registered_direction(self.name)
+        _check_direction(direction)
+        _check_seconds(self.cost)
+        items = self.values.items()
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "_lookup", {int(k): float(v) for k, v in items})
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Sorted ids the table has a row for."""
+        return np.array(sorted(self._lookup), dtype=np.int64)
+
+    def value(self, index: int) -> float:
+        try:
+            return self._lookup[int(index)]
+        except KeyError:
+            raise KeyError(
+                f"statistic {self.name!r} has no value for architecture {index}; restrict the "
+                "search space to the table's coverage"
+            ) from None
+
+    def seconds(self, index: int) -> float:
+        return self.cost
+
+
+@dataclass(eq=False)
+class LiveProxyObjective:
+    """A statistic of an NB201 architecture computed on demand (memoised)."""
+
+    name: str
+    dataset: str = "cifar10"
+    batch_size: int = 64
+    seed: int = 0
+    channels: int = 16
+    cells_per_stage: int = 5
+    cost: float = PROXY_SECONDS
+    direction: str = field(init=False)
+    cache: dict[int, float] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.direction = registered_direction(self.name)
+        _check_seconds(self.cost)
+
+    def value(self, index: int) -> float:
+        from proxies import score_nb201
+
+        index = int(index)
+        if index not in self.cache:
+            result = score_nb201(
+                index,
+                [self.name],
+                dataset=self.dataset,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                channels=self.channels,
+                cells_per_stage=self.cells_per_stage,
+            )
+            self.cache[index] = float(result.values[self.name])
+        return self.cache[index]
+
+    def seconds(self, index: int) -> float:
+        return self.cost
+
+
+@dataclass(frozen=True, eq=False)
+class AccuracyObjective:
+    """Benchmark test accuracy (%) on ``dataset``, charged ``cost`` seconds per query."""
+
+    dataset: str
+    cost: float = TRAIN_SECONDS
+    accuracies: np.ndarray | None = None
+    direction: str = "higher"
+
+    def __post_init__(self) -> None:
+        from bench.ground_truth import canonical_dataset, load_ground_truth
+
+        _check_seconds(self.cost)
+        dataset = canonical_dataset(self.dataset)
+        table = self.accuracies
+        if table is None:
+            table = load_ground_truth().accuracies(dataset)
+        object.__setattr__(self, "dataset", dataset)
+        object.__setattr__(self, "accuracies", np.asarray(table, dtype=np.float64))
+
+    @property
+    def name(self) -> str:
+        return f"accuracy[{self.dataset}]"
+
+    def value(self, index: int) -> float:
+        return float(self.accuracies[int(index)])
+
+    def seconds(self, index: int) -> float:
+        return self.cost

@@ -1,0 +1,73 @@
+"""Best-of-N random search (NASWOT, Algorithm 1): sample N, score each, keep the best.
+
+With one objective the winner is the best value (ties: the earliest sampled), exactly
+the sequential "if score > best" of the algorithm.  With several objectives (a rank
+ensemble) each statistic ranks the *evaluated* candidates only — no architecture
+outside the sample is ever scored — and the winner has the best mean rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
+from reduce.search.objective import Objective, fitness
+from reduce.search.space import SearchSpace, as_search_space
+from reduce.subspace import Subspace
+
+
+def ensemble_scores(objectives: Sequence[Objective], values: np.ndarray) -> np.ndarray:
+    """Mean over objectives of each candidate's rank (n = best) among ``values`` rows.
+
+    ``values`` is (candidates, objectives); NaN ranks lowest.
+    """
+    from proxies.ensemble import ranks  # imports torch: only when an ensemble is asked for
+
+    return np.mean([ranks(values[:, k], o.direction) for k, o in enumerate(objectives)], axis=0)
+
+
+def best_of_n(
+    space: SearchSpace | Subspace,
+    objectives: Objective | Sequence[Objective],
+    n: int,
+    seed: int,
+    budget: Budget | None = None,
+) -> SearchResult:
+    """Score ``n`` distinct uniformly drawn members (fewer if the space or budget is
+    smaller) and return the best.  One evaluation = one architecture scored by all
+    ``objectives``."""
+    space = as_search_space(space)
+    objectives = [objectives] if isinstance(objectives, Objective) else list(objectives)
+    if n < 1:
+        raise ValueError(f"N must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    candidates = space.sample(min(n, len(space)), rng)
+    evaluator = Evaluator(space, objectives, budget or Budget(), phase="sample")
+    stop = f"sampled {len(candidates)}"
+    for index in candidates:
+        try:
+            evaluator.evaluate(int(index))
+        except BudgetExhausted as exc:
+            stop = str(exc)
+            break
+    history = evaluator.history_frame()
+    if history.empty:
+        raise ValueError(f"the budget {budget} allows no evaluation at all")
+    values = history[evaluator.names].to_numpy(dtype=np.float64)
+    if len(objectives) == 1:
+        score = np.array([fitness(objectives[0], v) for v in values[:, 0]])
+    else:
+        score = ensemble_scores(objectives, values)
+    winner = int(np.argmax(score))  # first maximum: the earliest sampled wins ties
+    return SearchResult(
+        method="best_of_n" if len(objectives) == 1 else "best_of_n_ensemble",
+        best=int(history["index"].iat[winner]),
+        best_value=float(score[winner]) if len(objectives) > 1 else float(values[winner, 0]),
+        history=history,
+        evaluations=evaluator.evaluations,
+        seconds=evaluator.seconds,
+        settings={"n": n, "seed": seed, "objectives": evaluator.names, "space": space.name},
+        stop_reason=stop,
+    )

@@ -1,0 +1,84 @@
+"""``cbred trace`` and the ``bench.perf_trace`` smoke run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench import perf_trace
+from bench.cli import main
+from bench.nb201_network import count_params_flops
+from cgraph.export import load
+from cgraph.nb201 import nb201_graph
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors run far faster on one thread on a small shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_trace_nb201_writes_json_and_prints_summary(tmp_path, capsys):
+    out = tmp_path / "g.json"
+    assert main(["trace", "--space", "nb201", "--arch", "1234", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    params, flops = count_params_flops(1234)
+    assert f"{params:,}" in text and f"{flops:,}" in text and "conv1x1:" in text
+    assert load(out) == nb201_graph(1234)
+
+
+def test_trace_nb201_slow_path_agrees(capsys):
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|"
+    common = ["trace", "--space", "nb201", "--arch", arch, "--channels", "4"]
+    assert main([*common, "--cells-per-stage", "1"]) == 0
+    fast = capsys.readouterr().out
+    assert main([*common, "--cells-per-stage", "1", "--slow"]) == 0
+    assert capsys.readouterr().out == fast
+
+
+def test_trace_user_model_graphml_and_pyg(tmp_path, capsys):
+    for suffix in (".graphml", ".pt"):
+        out = tmp_path / f"g{suffix}"
+        argv = ["trace", "--model", "cgraph.zoo:MobileNetV2", "--input-shape", "1,3,32,32"]
+        assert main([*argv, "--out", str(out)]) == 0
+        assert out.stat().st_size > 0
+    assert "dwconv3x3:3" in capsys.readouterr().out
+    data = torch.load(tmp_path / "g.pt", weights_only=False)
+    assert set(data.node_types) == {"memory", "kernel"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "no_such_module:f", "--input-shape", "1,3"], "cannot import"),
+        (["--model", "cgraph.zoo", "--input-shape", "1,3"], "package.module:factory"),
+        (["--model", "cgraph.zoo:ResNet"], "--input-shape"),
+        (["--model", "cgraph.zoo:ResNet", "--input-shape", "1,x"], "comma-separated"),
+        (["--model", "cgraph.zoo:ZOO", "--input-shape", "1,3"], "no callable"),
+        (["--space", "nb201"], "--arch"),
+        (["--space", "nb201", "--arch", "99999"], "99999"),
+        (
+            [
+                "--model",
+                "cgraph.zoo:DataDependentNet",
+                "--input-shape",
+                "1,3,8,8",
+                "--fallback",
+                "error",
+            ],
+            "control flow",
+        ),
+    ],
+)
+def test_trace_errors_are_reported(argv, message, capsys):
+    assert main(["trace", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_perf_trace_smoke(capsys):
+    assert perf_trace.main(["--smoke"]) == 0
+    text = capsys.readouterr().out
+    assert "nb201 space" in text and "all graphs equal" in text and "zoo overall" in text

@@ -1,0 +1,142 @@
+"""Experiments: score sources, runs against references, the CLI and the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import experiments as ex
+from bench.cli import main
+from bench.ground_truth import load_ground_truth
+from proxies.store import ScoreRow, ScoreStore
+from reduce.subspace import Subspace
+
+COVERED = np.sort(np.random.default_rng(0).choice(15625, size=400, replace=False))
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    return load_ground_truth().accuracies("cifar10")
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory, accuracy):
+    """A wide CSV: 'naswot' = CIFAR-10 accuracy (a perfect statistic), 'synflow' = noise."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "index": COVERED,
+            "naswot": accuracy[COVERED],
+            "synflow": rng.normal(size=COVERED.size),
+        }
+    )
+    path = tmp_path_factory.mktemp("scores") / "scores.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_load_scores_from_a_table_and_analytic_costs(table):
+    source = ex.load_scores([table], ["naswot", "params"])
+    assert source.origin == {"naswot": "scores.csv", "params": "analytic"}
+    assert source.series["naswot"].index.tolist() == COVERED.tolist()
+    assert len(source.series["params"]) == 15625
+    assert source.coverage(["naswot", "params"]).tolist() == COVERED.tolist()
+    with pytest.raises(KeyError, match="'snip' is in none"):
+        ex.load_scores([table], ["snip"])
+    with pytest.raises(FileNotFoundError):
+        ex.load_scores([table.with_name("missing.csv")], ["naswot"])
+
+
+def test_load_scores_from_a_store(tmp_path):
+    path = tmp_path / "s.db"
+    with ScoreStore(path) as store:
+        store.put(
+            ScoreRow(
+                "nb201", i, "naswot", "cifar10", 64, seed, "v1", "", float(i + seed), 0.1, "cpu"
+            )
+            for i in (3, 5, 7)
+            for seed in (0, 1)
+        )
+        store.put(
+            [ScoreRow("nb201", 9, "naswot", "cifar10", 64, 0, "v1", "", None, 0.1, "cpu", "x")]
+        )
+    source = ex.load_scores([path], ["naswot"], seed=1)
+    assert source.series["naswot"].to_dict() == {3: 4.0, 5: 6.0, 7: 8.0}
+    failed = ex.load_scores([path], ["naswot"], seed=0).series["naswot"]
+    assert failed.index.tolist() == [3, 5, 7, 9] and np.isnan(failed[9])
+    with pytest.raises(ValueError, match="several settings"):
+        ex.load_scores([path], ["naswot"])
+
+
+def test_perfect_statistic_best_of_n_equals_the_optimal_reference(table):
+    source = ex.load_scores([table], ["naswot"])
+    ours = ex.bestofn_runs(source, ("naswot",), 20, seeds=4)
+    oracle = ex.oracle_runs(20, 4, source.coverage(["naswot"]))
+    c10 = ours.rows[ours.rows["dataset"] == "cifar10"]
+    reference = oracle.rows[oracle.rows["dataset"] == "cifar10"]
+    assert c10["accuracy"].tolist() == reference["accuracy"].tolist()
+    assert set(ours.rows["index"]) <= set(COVERED.tolist())
+    assert ours.coverage == 400 and (ours.rows["evaluations"] == 20).all()
+    curve = ours.curves["cifar10"]
+    assert curve.shape == (4, 20)
+    assert (np.diff(curve, axis=1) >= 0).all()  # a perfect statistic never gets worse
+    assert curve[:, -1].tolist() == c10["accuracy"].tolist()
+
+
+def test_ensemble_and_subspace_runs(table, accuracy):
+    source = ex.load_scores([table], ["naswot", "synflow"])
+    members = COVERED[::2]
+    sub = Subspace.from_indices(members)
+    runs = ex.bestofn_runs(source, ("naswot", "synflow"), 30, 3, subspace=sub)
+    assert runs.label == "naswot+synflow best-of-30 in subspace"
+    assert runs.coverage == members.size
+    assert set(runs.rows["index"]) <= set(members.tolist())
+    rea = ex.rea_runs(source, "naswot", 60, 3, population=8, tournament=3, subspace=sub)
+    assert set(rea.rows["index"]) <= set(members.tolist())
+    assert rea.summary()["cifar10"][0] >= np.median(accuracy[members])
+
+
+def test_trained_rea_charges_fixed_training_seconds():
+    runs = ex.trained_runs("rea", seconds=1000.0, seeds=2, train_seconds=100.0)
+    assert (runs.rows["evaluations"] == 10).all() and (runs.rows["seconds"] == 1000.0).all()
+    assert runs.label.startswith("REA (accuracy")
+    assert runs.curves["cifar100"].shape == (2, 10)
+
+
+def test_acceptance_picks_a_training_free_winner(table):
+    source = ex.load_scores([table], ["naswot", "synflow"])
+    runs = [ex.bestofn_runs(source, (s,), 50, 2) for s in ("naswot", "synflow")]
+    best, lines = ex.acceptance(runs)
+    assert best is runs[0]
+    assert lines[-1].startswith("ACCEPTANCE: ") and "PROVISIONAL" not in lines[-1]
+    assert "PROVISIONAL" in ex.acceptance(runs, scored=400)[1][-1]
+    assert "TE-NAS" in lines[1] and "optimum" in lines[1]
+
+
+def test_cli_bestofn_prints_published_rows(table, capsys):
+    args = ["bench", "bestofn", "--proxy", "naswot", "--n", "10,100", "--seeds", "3"]
+    assert main([*args, "--scores", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "92.44 ± 1.13" in out and "69.48 ± 1.70" in out  # published N=10 / N=100
+    assert "coverage of naswot: 400 of 15625" in out
+    assert "naswot best-of-10 C10" in out  # a reproduction verdict line
+
+
+def test_cli_rejects_unknown_statistics(table, capsys):
+    assert main(["bench", "rea", "--proxy", "snip", "--scores", str(table)]) == 2
+    assert "snip" in capsys.readouterr().err
+
+
+def test_cli_report_writes_markdown_and_plots(table, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["bench", "report", "--proxy", "naswot,params", "--seeds", "2", "--evaluations", "40"]
+    args += ["--scores", str(table), "--out", str(out), "--seconds", "500"]
+    assert main(args) == 0
+    text = (out / "report.md").read_text()
+    assert "| naswot best-of-40 |" in text and "ACCEPTANCE" in text
+    assert (out / "curves_cifar10.png").stat().st_size > 0
+    assert (out / "scatter_naswot.png").stat().st_size > 0
+    assert "ACCEPTANCE" in capsys.readouterr().out
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["dataset"]) == {"cifar10", "cifar100", "imagenet16_120"}

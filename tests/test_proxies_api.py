@@ -1,0 +1,192 @@
+"""The scoring API: registry, fusion, model preservation, robustness, devices, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import proxies
+from bench.datasets import get_batch
+from proxies.passes import plan
+
+torch.set_num_threads(1)
+ARCH = (
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
+    "+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+)
+DEAD = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|none~1|none~2|"
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    return get_batch("cifar10", batch_size=8, seed=0)
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_fused_results_equal_separate_results_exactly(batch) -> None:
+    net = proxies.nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
+    names = proxies.available_proxies()
+    fused = proxies.score(net, batch, names, seed=5)
+    assert fused.passes == ("main", "synflow", "ntk", "zico")
+    for name in names:
+        alone = proxies.score(net, batch, [name], seed=5)
+        assert _same(fused[name], alone[name]), name
+    assert set(fused) == set(names) and len(fused) == len(names)
+
+
+def test_passes_are_planned_from_declared_needs() -> None:
+    assert plan(frozenset()) == []
+    assert plan(frozenset({"loss_grad", "relu_codes", "hvp"})) == ["main"]
+    assert plan(frozenset({"synflow", "zico", "costs"})) == ["main", "synflow", "zico"]
+
+
+def _snapshot(model: nn.Module):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()],
+    )
+
+
+def test_the_model_is_left_as_it_was_given(batch) -> None:
+    net = proxies.nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1).eval()
+    net.cells[0].layers[0].op[1].weight.requires_grad_(False)
+    net.classifier.weight.grad = torch.ones_like(net.classifier.weight)
+    seen = []
+    net.classifier.register_forward_hook(lambda *_: seen.append(1))
+    before = _snapshot(net)
+    proxies.score(net, batch, proxies.available_proxies(), seed=0)
+    after = _snapshot(net)
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
+    assert before[1] == after[1] and before[2] == after[2] and before[4] == after[4]
+    assert all(
+        (a is None and b is None) or torch.equal(a, b)
+        for a, b in zip(before[3], after[3], strict=True)
+    )
+
+
+def test_deterministic_for_a_seed_and_seed_reaches_dropout() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    x, y = torch.randn(10, 6), torch.randint(0, 3, (10,))
+    names = ["grad_norm", "snip", "naswot", "jacob_cov", "zico"]
+    first = proxies.score(net, (x, y), names, seed=3)
+    again = proxies.score(net, (x, y), names, seed=3)
+    other = proxies.score(net, (x, y), names, seed=4)
+    assert first.values == again.values
+    assert first["grad_norm"] != other["grad_norm"]
+
+
+def test_score_nb201_is_deterministic_and_timed() -> None:
+    a = proxies.score_nb201(ARCH, ["snip", "naswot"], batch_size=8, channels=4, cells_per_stage=1)
+    b = proxies.score_nb201(ARCH, ["snip", "naswot"], batch_size=8, channels=4, cells_per_stage=1)
+    assert a.values == b.values
+    assert a.seconds["total"] > 0 and "pass:main" in a.seconds
+
+
+def test_dead_nb201_cell_gives_defined_values_or_reasons() -> None:
+    result = proxies.score_nb201(DEAD, None, batch_size=8, channels=4, cells_per_stage=1)
+    for name, value in result.items():
+        assert math.isfinite(value) or name in result.errors, name
+    assert result["grad_norm"] == 0.0 and result["synflow"] == 0.0
+    assert math.isnan(result["jacob_cov"]) and "constant" in result.errors["jacob_cov"]
+
+
+@pytest.mark.parametrize(
+    "model,shape",
+    [
+        (
+            lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 3)),
+            (3, 2, 2),
+        ),
+        (
+            lambda: nn.Sequential(
+                nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3)
+            ),
+            (3, 4),
+        ),
+    ],
+)
+def test_other_model_types_get_every_statistic(model, shape) -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(8, *shape), torch.randint(0, 3, (8,))
+    result = proxies.score(model(), (x, y))
+    for name, value in result.items():
+        assert math.isfinite(value) or name in result.errors, name
+    assert math.isfinite(result["naswot"]) and math.isfinite(result["synflow"])
+
+
+def test_a_model_without_relu_says_so() -> None:
+    net = nn.Sequential(nn.Linear(5, 8), nn.GELU(), nn.Linear(8, 3))
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    result = proxies.score(net, (x, y), ["naswot", "linear_regions", "snip"])
+    assert math.isnan(result["naswot"]) and "no nn.ReLU" in result.errors["naswot"]
+    assert math.isnan(result["linear_regions"]) and math.isfinite(result["snip"])
+
+
+def test_register_a_user_statistic() -> None:
+    @proxies.register_proxy(
+        "test_logit_grad", direction="lower", source="test", needs={"loss_grad"}
+    )
+    def logit_grad(r) -> float:
+        """Norm of the classifier's gradient."""
+        return float(r.grads[-1].norm())
+
+    try:
+        spec = proxies.get_proxy("test_logit_grad")
+        assert spec.direction == "lower" and spec.formula.startswith("Norm")
+        x, y = torch.randn(6, 4), torch.randint(0, 2, (6,))
+        net = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+        fused = proxies.score(net, (x, y), ["test_logit_grad", "grad_norm"], seed=1)
+        assert fused.passes == ("main",)
+        assert 0 < fused["test_logit_grad"] <= fused["grad_norm"]
+        with pytest.raises(ValueError, match="already registered"):
+            proxies.register_proxy("test_logit_grad", direction="lower", source="", needs=())(
+                logit_grad
+            )
+    finally:
+        proxies.unregister_proxy("test_logit_grad")
+    with pytest.raises(ValueError, match="unknown pass features"):
+        proxies.register_proxy("x", direction="higher", source="", needs={"magic"})
+    with pytest.raises(ValueError, match="direction"):
+        proxies.register_proxy("x", direction="up", source="", needs=())
+
+
+def test_bad_arguments_raise_clear_errors(batch) -> None:
+    net = nn.Linear(3, 2)
+    with pytest.raises(KeyError, match="unknown statistic 'nope'"):
+        proxies.score(net, batch, ["nope"])
+    with pytest.raises(ValueError, match="distinct"):
+        proxies.score(net, batch, ["snip", "snip"])
+    with pytest.raises(ValueError, match="string"):
+        proxies.score(net, batch, "snip")
+    with pytest.raises(ValueError, match="pair"):
+        proxies.score(net, batch[0], ["snip"])
+    with pytest.raises(ValueError, match="int64"):
+        proxies.score(net, (batch[0], batch[1].float()), ["snip"])
+    with pytest.raises(ValueError, match="nn.Module"):
+        proxies.score(lambda x: x, batch, ["snip"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_asking_for_cuda_without_it_is_an_error(batch) -> None:
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        proxies.score(nn.Linear(3, 2), batch, ["params"], device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_closely(batch) -> None:
+    net = proxies.nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
+    names = ["grad_norm", "snip", "synflow", "naswot", "params", "flops"]
+    cpu = proxies.score(net, batch, names, seed=0, device="cpu")
+    gpu = proxies.score(net, batch, names, seed=0, device="cuda")
+    for n in names:
+        assert gpu[n] == pytest.approx(cpu[n], rel=1e-3), n

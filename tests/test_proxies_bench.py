@@ -1,0 +1,52 @@
+"""Smoke runs of the proxy benchmarks and the ``cbred proxies`` command."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from bench import correlation, perf_proxies
+from bench.commands import proxies as proxies_command
+
+
+def test_perf_smoke_prints_every_statistic_and_the_fused_ratio(capsys) -> None:
+    assert perf_proxies.main(["--smoke", "--proxies", "params,snip"]) == 0
+    out = capsys.readouterr().out
+    for name in perf_proxies.SUITE:
+        assert f"\n{name} " in out
+    assert "ratio" in out and "target" in out
+
+
+def test_correlation_smoke_resumes_and_prints_the_table(tmp_path, capsys) -> None:
+    out_csv = tmp_path / "corr.csv"
+    args = ["--smoke", "--proxies", "snip,synflow,jacob_cov", "--out", str(out_csv)]
+    assert correlation.main(args) == 0
+    first = pd.read_csv(out_csv)
+    assert len(first) == 6 and list(first.columns[2:5]) == ["snip", "synflow", "jacob_cov"]
+    assert correlation.main(args) == 0  # resumed: nothing left to score
+    assert pd.read_csv(out_csv).equals(first)
+    text = capsys.readouterr().out
+    assert "vote" in text and "0.74/0.76/0.75" in text and "Δρ" in text
+    assert correlation.main(["--report", str(out_csv)]) == 0
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    proxies_command.register(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_lists_statistics(capsys) -> None:
+    assert _cli(["proxies", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "ntk_cond" in out and "lower" in out and "synflow" in out
+
+
+def test_cli_scores_one_narrow_network(capsys) -> None:
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    argv = ["proxies", "score", "--arch", dead, "--proxies", "snip,jacob_cov", "--channels", "4"]
+    assert _cli([*argv, "--cells", "1", "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "snip" in out and "passes: main=" in out and "constant" in out

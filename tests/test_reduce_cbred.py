@@ -1,0 +1,231 @@
+"""C-BRED end to end: planted clusters, sampling, budgets, the NB201 wiring, report and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.ground_truth import load_ground_truth
+from reduce.cbred import cbred_reduce
+from reduce.cluster import KMeansClusterer, KMedoidsClusterer, Points, SpectralClusterer
+from reduce.pipeline import distribution_points, load_score_table, nb201_op_counts, reduce_nb201
+from reduce.report import cluster_table, evaluate_subspace, write_report
+from reduce.subspace import Subspace
+
+N = 15625
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[Points, np.ndarray, np.ndarray]:
+    """Five groups of NB201 indices at five well-separated points; group g's statistic
+    is centred on g, so group 4 is the best."""
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 5, N)
+    centers = 10.0 * np.eye(5)
+    points = Points.from_embedding(centers[groups])
+    scores = groups + rng.normal(0, 1.0, N)
+    return points, groups, scores
+
+
+def test_best_planted_cluster_is_selected(planted) -> None:
+    points, groups, scores = planted
+    result = cbred_reduce(points, KMeansClusterer(5, seed=0), scores, "median", m=24, seed=1)
+    assert np.array_equal(result.subspace.indices, np.flatnonzero(groups == 4))
+    assert [len(s) for s in result.sampled] == [24] * 5
+    provenance = result.subspace.provenance
+    assert provenance["n_clusters"] == 5 and provenance["f"] == "median"
+    assert provenance["m"] == 24 and provenance["seed"] == 1
+    assert set(result.timings) == {"select", "cluster", "score", "subspace"}
+
+
+@pytest.mark.parametrize("f", ["quantile:0.9", "mean_rank", "share_above:0.8"])
+def test_every_scoring_function_finds_the_planted_cluster(planted, f: str) -> None:
+    points, groups, scores = planted
+    result = cbred_reduce(points, KMedoidsClusterer(5, seed=0), scores, f, m=32, seed=0)
+    assert np.array_equal(result.subspace.indices, np.flatnonzero(groups == 4))
+
+
+def test_parameter_selection_and_budget(planted) -> None:
+    points, groups, scores = planted
+    result = cbred_reduce(
+        points,
+        SpectralClusterer(seed=0),
+        pd.Series(scores),
+        m=None,
+        budget=0.45,
+        k_values=range(2, 6),
+        eta_values=[2.0, 5.0],
+    )
+    assert result.selection.n_clusters == 5
+    assert len(result.selection.curve) == 8
+    assert np.array_equal(result.subspace.indices, np.flatnonzero(groups >= 3))
+    assert len(result.selected) == 2 and len(result.subspace) <= 0.45 * N
+
+
+def test_sampling_is_seeded_and_calls_the_score_function_once(planted) -> None:
+    points, _, scores = planted
+    calls: list[np.ndarray] = []
+
+    def score_fn(indices: np.ndarray) -> np.ndarray:
+        calls.append(indices)
+        return scores[indices]
+
+    first = cbred_reduce(points, KMeansClusterer(5), score_fn, m=7, seed=3)
+    second = cbred_reduce(points, KMeansClusterer(5), score_fn, m=7, seed=3)
+    assert len(calls) == 2 and calls[0].size == 35
+    assert all(np.array_equal(a, b) for a, b in zip(first.sampled, second.sampled))
+    assert all(np.all(first.labels[s] == c) for c, s in enumerate(first.sampled))
+
+
+def test_cbred_rejects_bad_arguments(planted) -> None:
+    points, _, scores = planted
+    with pytest.raises(ValueError, match="m \\(members"):
+        cbred_reduce(points, KMeansClusterer(5), scores, m=0)
+    with pytest.raises(ValueError, match="15625"):
+        small = Points.from_embedding(np.eye(3))
+        cbred_reduce(small, KMeansClusterer(2), scores)
+    with pytest.raises(ValueError, match="no cluster fits"):
+        cbred_reduce(points, KMeansClusterer(5), scores, budget=10)
+
+
+@pytest.fixture(scope="module")
+def cell_points() -> Points:
+    counts, _ = nb201_op_counts("cell")
+    return distribution_points(counts, "hellinger")
+
+
+def test_nb201_cell_features_and_distances(cell_points) -> None:
+    counts, names = nb201_op_counts("cell")
+    assert counts.shape == (N, 5) and np.all(counts.sum(axis=1) == 6)
+    assert names[0] == "none"
+    # 6 edges over 5 operations: C(10, 4) = 210 distinct count vectors.
+    assert len(cell_points) == 210 and cell_points.weights.sum() == N
+    p = counts / 6.0
+    i, j = 17, 9001
+    hellinger = np.linalg.norm(np.sqrt(p[i]) - np.sqrt(p[j])) / np.sqrt(2)
+    d = cell_points.distance_matrix()
+    assert d[cell_points.inverse[i], cell_points.inverse[j]] == pytest.approx(hellinger)
+    emb = cell_points.embedding
+    assert np.linalg.norm(emb[0] - emb[1]) / np.sqrt(2) == pytest.approx(d[0, 1])
+
+
+def test_reduce_nb201_and_report(cell_points, tmp_path) -> None:
+    result = reduce_nb201(
+        "hellinger",
+        KMeansClusterer(8),
+        statistic="params",
+        m=None,
+        k_values=None,
+        features="cell",
+        points=cell_points,
+    )
+    sub = result.subspace
+    assert sub.provenance["distance"] == "hellinger" and sub.provenance["statistic"] == "params"
+    assert np.all(np.isin(result.labels[sub.indices], result.selected))
+    truth = load_ground_truth()
+    counts, names = nb201_op_counts("cell")
+    table = cluster_table(result, counts, names, truth)
+    assert len(table) == 8 and table["size"].sum() == N
+    assert table.loc[table["selected"], "size"].sum() == len(sub)
+    np.testing.assert_allclose(table[[f"op:{n}" for n in names]].sum(axis=1), 1.0)
+    whole = evaluate_subspace(np.arange(N), truth)
+    assert whole["cifar100_mean"] == pytest.approx(truth.accuracies("cifar100").mean())
+    assert whole["cifar10_top_kept"] == 1.0 and whole["size"] == N
+    path = write_report(result, tmp_path, counts, names, truth, statistic="params")
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"report.md", "clusters.csv", "op_usage.png", "statistic.png"} <= written
+    assert "accuracy_cifar100.png" in written
+    assert "not used to choose" in path.read_text()
+
+
+def test_score_tables_long_and_wide(tmp_path) -> None:
+    long = pd.DataFrame(
+        {
+            "arch": [0, 1, 0, 1],
+            "statistic": ["naswot", "naswot", "synflow", "synflow"],
+            "dataset": "cifar10",
+            "value": [1.0, 2.0, 3.0, np.nan],
+        }
+    )
+    long.to_parquet(tmp_path / "long.parquet")
+    series = load_score_table(tmp_path / "long.parquet", "synflow", "cifar10")
+    assert series.loc[0] == 3.0 and np.isnan(series.loc[1])
+    pd.DataFrame({"index": [5, 6], "naswot": [7.0, 8.0]}).to_csv(tmp_path / "wide.csv")
+    assert load_score_table(tmp_path / "wide.csv", "naswot").loc[6] == 8.0
+    shipped_like = pd.DataFrame(
+        {"arch_str": ["a", "b"], "synflow": [1.0, 2.0]}, index=pd.Index([3, 4], name="arch")
+    )
+    assert load_score_table(shipped_like, "synflow").loc[4] == 2.0
+    with pytest.raises(KeyError, match="no 'naswot' column"):
+        load_score_table(shipped_like, "naswot")
+    with pytest.raises(KeyError, match="no rows"):
+        load_score_table(tmp_path / "long.parquet", "snip")
+    with pytest.raises(FileNotFoundError):
+        load_score_table(tmp_path / "missing.csv", "naswot")
+
+
+def test_cli_reduce_writes_subspace_and_report(tmp_path, capsys) -> None:
+    out = tmp_path / "sub.csv"
+    status = main(
+        [
+            "reduce",
+            "--features",
+            "cell",
+            "--cluster",
+            "kmedoids",
+            "--k",
+            "6",
+            "--score",
+            "params",
+            "--m",
+            "0",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "stage seconds" in printed and "evaluation" in printed
+    sub = Subspace.from_csv(out)
+    assert sub.provenance["n_clusters"] == 6 and sub.provenance["clusterer"] == "KMedoidsClusterer"
+    assert json.loads(json.dumps(sub.provenance))["features"] == "cell"
+    assert (tmp_path / "r" / "report.md").exists()
+    assert main(["reduce", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_perf_reduce_smoke(capsys) -> None:
+    from bench.perf_reduce import main as perf_main
+
+    assert perf_main(["--smoke"]) == 0
+    printed = capsys.readouterr().out
+    assert "(whole space)" in printed and "hellinger     kmeans" in printed
+    assert "end-to-end" in printed and "stages:" in printed
+
+
+def test_score_sources_are_oriented_larger_is_better() -> None:
+    from bench.nb201_network import count_params_flops
+    from reduce.pipeline import ProxyScorer, score_source, statistic_direction
+
+    params, origin = score_source("params")
+    assert origin == "analytic" and params[77] == count_params_flops(77)[0]
+    assert statistic_direction("ntk_cond") == -1.0  # a lower condition number is better
+    scorer, origin = score_source("ntk_cond")
+    assert isinstance(scorer, ProxyScorer) and scorer.direction == -1.0
+    with pytest.raises(ValueError, match="unknown statistic"):
+        score_source("accuracy")
+
+
+def test_default_verdict_reads_the_default_row() -> None:
+    from bench.perf_reduce import DEFAULT_CONFIG, default_verdict
+
+    row = {**DEFAULT_CONFIG, "size": 1000.0, "cifar100_mean": 70.2, "cifar100_top_kept": 0.3}
+    assert default_verdict(pd.DataFrame([row])).endswith(": met")
+    low = pd.DataFrame([{**row, "cifar100_mean": 69.9}])
+    assert default_verdict(low).endswith("NOT met")
+    assert "not in this run" in default_verdict(pd.DataFrame([{**row, "cluster": "spectral"}]))
