@@ -9,6 +9,8 @@ saved from it loads here unchanged (and vice versa).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -110,11 +112,20 @@ def stage_channels(channels: int, cells_per_stage: int) -> list[tuple[int, bool]
     return blocks
 
 
-class NB201Network(nn.Module):
-    """The NB201 network for one cell; ``forward`` returns the logits."""
+class MacroNetwork(nn.Module):
+    """The NB201 macro skeleton around cells made by ``make_cell(width)``; returns logits.
+
+    Stem, stages of ``cells_per_stage`` cells joined by residual reductions, then batch
+    norm, ReLU, global pooling and the classifier: shared by the benchmark's networks
+    and by supernets whose cells hold several operations per edge.
+    """
 
     def __init__(
-        self, arch: Arch | str, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10
+        self,
+        make_cell: Callable[[int], nn.Module],
+        channels: int,
+        cells_per_stage: int,
+        num_classes: int,
     ) -> None:
         super().__init__()
         if channels < 1 or cells_per_stage < 0 or num_classes < 1:
@@ -122,16 +133,13 @@ class NB201Network(nn.Module):
                 f"need channels >= 1, cells_per_stage >= 0, num_classes >= 1; got "
                 f"{channels}, {cells_per_stage}, {num_classes}"
             )
-        self.arch = parse_arch(arch)
         self.stem = nn.Sequential(
             nn.Conv2d(3, channels, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
         self.cells = nn.ModuleList()
         c_prev = channels
         for width, reduction in stage_channels(channels, cells_per_stage):
-            self.cells.append(
-                ResidualReduction(c_prev, width) if reduction else Cell(self.arch, width)
-            )
+            self.cells.append(ResidualReduction(c_prev, width) if reduction else make_cell(width))
             c_prev = width
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -143,6 +151,17 @@ class NB201Network(nn.Module):
             feature = cell(feature)
         out = self.global_pooling(self.lastact(feature))
         return self.classifier(out.flatten(1))
+
+
+class NB201Network(MacroNetwork):
+    """The NB201 network for one cell; ``forward`` returns the logits."""
+
+    def __init__(
+        self, arch: Arch | str, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10
+    ) -> None:
+        arch = parse_arch(arch)
+        super().__init__(lambda width: Cell(arch, width), channels, cells_per_stage, num_classes)
+        self.arch = arch
 
 
 def build_network(

@@ -99,6 +99,18 @@ def choose_clusters(f_values: np.ndarray, sizes: np.ndarray, limit: int | None) 
     return chosen
 
 
+def sample_members(
+    members: np.ndarray, m: int, rng: np.random.Generator, prefer: np.ndarray | None = None
+) -> np.ndarray:
+    """``m`` distinct members drawn with ``rng``, from ``prefer`` first, sorted."""
+    if prefer is None:
+        return np.sort(rng.choice(members, size=m, replace=False))
+    free = np.isin(members, prefer)
+    take = rng.choice(members[free], size=min(m, int(free.sum())), replace=False)
+    rest = rng.choice(members[~free], size=m - take.size, replace=False)
+    return np.sort(np.concatenate([take, rest]))
+
+
 @dataclass
 class Reduction:
     """The outcome of :func:`cbred_reduce`: the subspace and everything that led to it."""
@@ -131,6 +143,7 @@ def cbred_reduce(
     eta_values: Sequence[float] | None = None,
     criterion: str = "silhouette",
     provenance: dict[str, Any] | None = None,
+    prefer: np.ndarray | None = None,
 ) -> Reduction:
     """Run C-BRED over ``points`` (one item per architecture of ``space``).
 
@@ -138,6 +151,9 @@ def cbred_reduce(
     η over ``eta_values``) is chosen by ``criterion``.  ``m`` members per cluster
     (all when None) are drawn with ``seed`` and scored from ``scores``; ``f``
     scores the clusters; ``budget`` (share or count) allows several clusters.
+    ``prefer`` lists architectures whose scores are free (a partial score table): each
+    cluster's sample is drawn from them first, which keeps it uniform within the
+    cluster when the table covers a uniform random part of the space.
     """
     full = space_by_name(space)
     if points.n_items != len(full):
@@ -171,7 +187,7 @@ def cbred_reduce(
     for c in range(len(sizes)):
         members = np.flatnonzero(labels == c)
         if m is not None and m < members.size:
-            members = np.sort(rng.choice(members, size=m, replace=False))
+            members = sample_members(members, m, rng, prefer)
         sampled.append(members)
     values = lookup_scores(scores, np.concatenate(sampled), points.n_items)
     bounds = np.cumsum([0] + [s.size for s in sampled])

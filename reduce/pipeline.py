@@ -153,16 +153,18 @@ def load_score_table(
 
 
 def shipped_statistic(statistic: str) -> pd.Series | None:
-    """``statistic`` from the shipped NB201 score table when it covers the whole space."""
+    """``statistic`` from the shipped NB201 score table (whole or partial), or None."""
     from bench.score_table import shipped_scores
 
     try:
         table = shipped_scores()
     except FileNotFoundError:
         return None
-    if statistic not in table.columns or len(table) < len(space_by_name("nb201")):
+    if statistic not in table.columns:
         return None
-    return load_score_table(table, statistic)
+    values = load_score_table(table, statistic)
+    values.attrs = dict(table.attrs)
+    return values
 
 
 @dataclass
@@ -186,6 +188,10 @@ class ProxyScorer:
         self.direction = statistic_direction(self.statistic)
         self.cache: dict[int, float] = {}
         self.seconds = 0.0
+
+    def cached_indices(self) -> np.ndarray:
+        """Architectures whose value costs nothing (already computed or from a table)."""
+        return np.fromiter(self.cache, dtype=np.int64, count=len(self.cache))
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
         from proxies.api import score_nb201
@@ -217,8 +223,9 @@ def score_source(
 
     Order: a score table when given, the analytic ``params``/``flops``, the shipped
     NB201 score table (:func:`bench.score_table.shipped_scores`) when it has the
-    statistic for every architecture, else the proxies API on demand
-    (``proxy_options`` go to :class:`ProxyScorer`).
+    statistic (a partial table becomes the cache of a :class:`ProxyScorer` in the
+    table's setting), else the proxies API on demand (``proxy_options`` go to
+    :class:`ProxyScorer`).
     """
     direction = statistic_direction(statistic)
     if table is not None:
@@ -226,8 +233,21 @@ def score_source(
     if statistic in ANALYTIC_STATISTICS:
         return direction * _analytic_costs()[statistic], "analytic"
     shipped = shipped_statistic(statistic)
-    if shipped is not None:
+    if shipped is not None and len(shipped) == len(space_by_name("nb201")):
         return direction * shipped, "shipped score table"
+    if shipped is not None:
+        # A partial table: score the rest live in the table's own setting, so that all
+        # values are comparable; cbred_reduce samples members from the table first.
+        setting = {k: shipped.attrs[k] for k in ("batch_size", "seed", "channels")}
+        scorer = ProxyScorer(
+            statistic,
+            shipped.attrs["dataset"],
+            **setting,
+            cells_per_stage=shipped.attrs["cells_per_stage"],
+        )
+        scorer.cache.update(zip(shipped.index.tolist(), shipped.to_numpy(float).tolist()))
+        share = len(shipped) / len(space_by_name("nb201"))
+        return scorer, f"shipped score table ({share:.0%} of the space), the rest live"
     return ProxyScorer(statistic, dataset, **proxy_options), "proxies.api.score_nb201"
 
 
@@ -282,6 +302,7 @@ def reduce_nb201(
         eta_values=eta_values if has_eta else None,
         criterion=criterion,
         provenance=provenance,
+        prefer=scores.cached_indices() if isinstance(scores, ProxyScorer) else None,
     )
     reduction.timings = {**timings, **reduction.timings}
     return reduction

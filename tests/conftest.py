@@ -1,4 +1,4 @@
-"""Shared fixtures: one NB201 space per test session (loading it reads the bundled table)."""
+"""Shared fixtures: one NB201 space per session, and one torch thread for every test."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -15,3 +16,12 @@ def space():
     from bench.nb201 import NB201Space
 
     return NB201Space()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny networks run fastest single-threaded, and the test machines have 2 shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,15 +27,6 @@ from cgraph.export import (
 from cgraph.vocab import normalise_name, refine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run far faster on one thread on a small shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Lambda(nn.Module):
     def __init__(self, fn) -> None:
         super().__init__()

@@ -12,15 +12,6 @@ from cgraph.export import load
 from cgraph.nb201 import nb201_graph
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run far faster on one thread on a small shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_trace_nb201_writes_json_and_prints_summary(tmp_path, capsys):
     out = tmp_path / "g.json"
     assert main(["trace", "--space", "nb201", "--arch", "1234", "--out", str(out)]) == 0

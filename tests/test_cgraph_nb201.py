@@ -8,26 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.nb201 import OPS, SPACE_SIZE, Arch, NB201Space
+from bench.nb201 import OPS, SPACE_SIZE, Arch
 from bench.nb201_network import build_network, count_params_flops
 from cgraph import VOCAB, VOCAB_INDEX, trace
 from cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
 
 CHANNELS, CELLS = 4, 1
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run far faster on one thread on a small shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def space() -> NB201Space:
-    return NB201Space()
 
 
 @pytest.fixture(scope="module")

@@ -229,3 +229,38 @@ def test_default_verdict_reads_the_default_row() -> None:
     low = pd.DataFrame([{**row, "cifar100_mean": 69.9}])
     assert default_verdict(low).endswith("NOT met")
     assert "not in this run" in default_verdict(pd.DataFrame([{**row, "cluster": "spectral"}]))
+
+
+def test_sample_members_prefers_free_scores():
+    from reduce.cbred import sample_members
+
+    members = np.arange(100, 120)
+    prefer = np.array([101, 105, 107, 110, 111, 119, 500])
+    many = sample_members(members, 4, np.random.default_rng(0), prefer)
+    assert set(many) <= set(prefer) and len(set(many)) == 4
+    few = sample_members(members, 9, np.random.default_rng(0), prefer)
+    assert set(prefer[:-1]) <= set(few) and len(set(few)) == 9 and set(few) <= set(members)
+    again = sample_members(members, 9, np.random.default_rng(0), prefer)
+    assert np.array_equal(few, again) and np.all(np.diff(few) > 0)
+
+
+def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
+    import bench.score_table
+    from reduce.pipeline import ProxyScorer, score_source
+
+    table = pd.DataFrame({"arch_str": ["a", "b"], "naswot": [10.0, np.nan]}, index=[3, 8])
+    table.attrs = {
+        "dataset": "cifar10",
+        "batch_size": 64,
+        "seed": 0,
+        "channels": 16,
+        "cells_per_stage": 5,
+        "coverage": 2 / 15625,
+    }
+    monkeypatch.setattr(bench.score_table, "shipped_scores", lambda: table)
+    scorer, origin = score_source("naswot", channels=8, cells_per_stage=1, batch_size=32)
+    assert isinstance(scorer, ProxyScorer) and "0% of the space" in origin
+    assert (scorer.channels, scorer.cells_per_stage, scorer.batch_size) == (16, 5, 64)
+    assert sorted(scorer.cached_indices()) == [3, 8]
+    values = scorer(np.array([8, 3]))  # from the cache: nothing is computed
+    assert np.isnan(values[0]) and values[1] == 10.0 and scorer.cache.keys() == {3, 8}

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,17 +21,8 @@ from reduce.tenas.supernet import FULL, remove_op
 TINY = SMOKE_CONFIG  # C=2 NTK supernet, 4 images at 8x8, 32 patches, one repeat
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest single-threaded (and the test machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def result(one_thread):
+def result():
     return tenas_search(seed=11, config=TINY)
 
 

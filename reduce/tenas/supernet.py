@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from bench.nb201 import EDGES, NUM_EDGES, NUM_NODES, OPS, Arch
-from bench.nb201_network import ResidualReduction, make_op, stage_channels
+from bench.nb201_network import MacroNetwork, make_op
 
 Alive = tuple[tuple[str, ...], ...]
 """For each edge (``EDGES`` order), the alive op names (``OPS`` order)."""
@@ -113,33 +113,13 @@ class _Prunable(nn.Module):
         return single_path(self.alive)
 
 
-class SuperNet(_Prunable):
+class SuperNet(MacroNetwork, _Prunable):
     """NB201 macro skeleton (the benchmark's) with :class:`SuperCell` cells; returns logits."""
 
     def __init__(self, channels: int = 8, cells_per_stage: int = 1, num_classes: int = 10) -> None:
-        super().__init__()
-        if channels < 1 or cells_per_stage < 1 or num_classes < 1:
-            raise ValueError(
-                f"need channels >= 1, cells_per_stage >= 1, num_classes >= 1; got "
-                f"{channels}, {cells_per_stage}, {num_classes}"
-            )
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        self.cells = nn.ModuleList()
-        c_prev = channels
-        for width, reduction in stage_channels(channels, cells_per_stage):
-            self.cells.append(ResidualReduction(c_prev, width) if reduction else SuperCell(width))
-            c_prev = width
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feature = self.stem(x)
-        for cell in self.cells:
-            feature = cell(feature)
-        return self.classifier(self.global_pooling(self.lastact(feature)).flatten(1))
+        if cells_per_stage < 1:
+            raise ValueError(f"a supernet needs cells_per_stage >= 1, got {cells_per_stage}")
+        super().__init__(SuperCell, channels, cells_per_stage, num_classes)
 
 
 class ThinSuperNet(_Prunable):
