@@ -6,6 +6,7 @@ so that C-BRED and the searches run on NB201 without scoring anything.  Its
 ``attrs`` record the setting it was scored under and its coverage of the space.
 
     python -m bench.score_table --store scores.db        # pack a store into the package
+    python -m bench.score_table --store scores.db --merge rest.db   # first merge other stores
 """
 
 from __future__ import annotations
@@ -81,8 +82,17 @@ def shipped_scores() -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Pack a score store into the shipped table.")
     parser.add_argument("--store", required=True)
+    parser.add_argument(
+        "--merge", nargs="+", default=[], metavar="DB", help="stores merged into --store first"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "data" / TABLE_NAME))
     args = parser.parse_args(argv)
+    if args.merge:
+        from proxies.store import ScoreStore
+
+        with ScoreStore(args.store) as store:
+            for other in args.merge:
+                print(f"merged {store.merge(other)} rows of {other} into {args.store}")
     table = pack_store(args.store, args.out)
     stats = [c for c in table.columns if c != "arch_str"]
     print(

@@ -110,6 +110,29 @@ class ScoreStore:
             )
         return len(records)
 
+    def merge(self, other: str | os.PathLike[str]) -> int:
+        """Copy every row of the store file ``other`` into this one in one transaction.
+
+        Stores filled on different machines (or a lost run's remainder scored into a fresh
+        file) become one; rows with the same key are replaced by ``other``'s.  Returns the
+        number of rows copied.
+        """
+        other = Path(other)
+        if not other.is_file():
+            raise FileNotFoundError(f"score store {str(other)!r} to merge does not exist")
+        columns = ",".join(COLUMNS)
+        self._conn.execute("ATTACH DATABASE ? AS other", (str(other),))
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                cursor = self._conn.execute(
+                    f"INSERT OR REPLACE INTO main.scores ({columns}) "
+                    f"SELECT {columns} FROM other.scores"
+                )
+                return cursor.rowcount
+        finally:
+            self._conn.execute("DETACH DATABASE other")
+
     def done(
         self,
         space: str,

@@ -60,6 +60,18 @@ def test_put_is_all_or_nothing(tmp_path):
         assert len(store) == 0
 
 
+
+def test_merge_combines_stores_and_replaces_equal_keys(tmp_path):
+    with ScoreStore(tmp_path / "a.db") as a, ScoreStore(tmp_path / "b.db") as b:
+        a.put([_row(1, value=1.0), _row(2, value=2.0)])
+        b.put([_row(2, value=20.0), _row(3, "naswot", 3.0)])
+        assert a.merge(tmp_path / "b.db") == 2
+        wide = a.wide()
+        assert len(a) == 3 and wide.loc[2, "params"] == 20.0 and wide.loc[3, "naswot"] == 3.0
+        assert len(b) == 2  # the merged store is left as it was
+        with pytest.raises(FileNotFoundError, match="missing.db"):
+            a.merge(tmp_path / "missing.db")
+
 def _writer(path: str, offset: int) -> None:
     with ScoreStore(path) as store:
         for start in range(0, 200, 10):

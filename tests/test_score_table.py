@@ -41,3 +41,27 @@ def test_pack_store_rejects_mixed_settings_and_empty(tmp_path):
     ScoreStore(tmp_path / "empty.db").close()
     with pytest.raises(ValueError, match="no NB201 rows"):
         pack_store(tmp_path / "empty.db", tmp_path / "t.parquet")
+
+
+def test_main_merges_stores_before_packing(tmp_path, capsys):
+    from bench.score_table import main
+
+    with ScoreStore(tmp_path / "a.db") as a, ScoreStore(tmp_path / "b.db") as b:
+        a.put([_row(5, "naswot", 1.5)])
+        b.put([_row(9, "naswot", 2.5)])
+    out = tmp_path / "t.parquet"
+    assert (
+        main(
+            [
+                "--store",
+                str(tmp_path / "a.db"),
+                "--merge",
+                str(tmp_path / "b.db"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert list(pd.read_parquet(out).index) == [5, 9]
+    assert "merged 1 rows" in capsys.readouterr().out
