@@ -53,7 +53,7 @@ class ScoreJob:
 
     @property
     def versions(self) -> dict[str, str]:
-        """Statistic → version: a hash of its code, the shared passes and the network width.
+        """Statistic → version: a hash of its code, the passes' version and the network width.
 
         Width and depth enter the version because the stored key has no column for them.
         """
@@ -64,12 +64,17 @@ class ScoreJob:
 
 
 def statistic_version(name: str, channels: int, cells_per_stage: int) -> str:
-    """12 hex digits naming the code of statistic ``name`` and the network it scored."""
-    import proxies.passes
+    """12 hex digits naming the code of statistic ``name`` and the network it scored.
+
+    The hash covers the statistic's own function and :data:`proxies.passes.PASSES_VERSION`
+    (bumped whenever a pass changes the values it produces), not the passes' source, so
+    that a refactor or a speed-up of a pass keeps every stored value valid.
+    """
+    from proxies.passes import PASSES_VERSION
     from proxies.registry import get_proxy
 
     spec = get_proxy(name)
-    text = inspect.getsource(spec.fn) + inspect.getsource(proxies.passes)
+    text = inspect.getsource(spec.fn) + f"|passes={PASSES_VERSION}"
     text += f"|C={channels}|N={cells_per_stage}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 

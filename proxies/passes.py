@@ -32,10 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from proxies.layers import agreement_kernel, logdets_psd, macs_of_call, relu_modules, weight_layers
+from proxies.layers import KernelCache, logdets_psd, macs_of_call, relu_modules, weight_layers
 
 MAIN_FEATURES = ("costs", "relu_codes", "layer_codes", "loss_grad", "act_grad", "hvp", "input_grad")
 FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")
+# The version of the values the passes produce; part of every stored statistic's version
+# (proxies.engine.statistic_version).  Bump it when a change alters any value, so that
+# score stores recompute; tests/test_proxies_golden.py fails on such a change.
+PASSES_VERSION = "1"
 ZICO_SPLITS = 2
 
 
@@ -100,11 +104,11 @@ def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
     relu_units: list[int] = []
     layer_kernels: list[tuple[int, torch.Tensor]] = []
     acts: list[tuple[int, torch.Tensor]] = []
+    kernel_of = KernelCache()
 
     def relu_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
-        code = inp[0].detach().flatten(1) > 0
-        relu_kernels.append(agreement_kernel(code))
-        relu_units.append(code.shape[1])
+        relu_kernels.append(kernel_of(inp[0]))
+        relu_units.append(inp[0][0].numel())
 
     if "relu_codes" in features:
         handles += [m.register_forward_hook(relu_hook) for m in relu_modules(model)]
@@ -112,7 +116,7 @@ def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
         if "layer_codes" in features:
 
             def pre_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], i: int = i) -> None:
-                layer_kernels.append((i, agreement_kernel(inp[0].detach().flatten(1) > 0)))
+                layer_kernels.append((i, kernel_of(inp[0])))
 
             handles.append(m.register_forward_pre_hook(pre_hook))
         if features & {"costs", "act_grad"}:

@@ -60,7 +60,6 @@ def test_put_is_all_or_nothing(tmp_path):
         assert len(store) == 0
 
 
-
 def test_merge_combines_stores_and_replaces_equal_keys(tmp_path):
     with ScoreStore(tmp_path / "a.db") as a, ScoreStore(tmp_path / "b.db") as b:
         a.put([_row(1, value=1.0), _row(2, value=2.0)])
@@ -71,6 +70,7 @@ def test_merge_combines_stores_and_replaces_equal_keys(tmp_path):
         assert len(b) == 2  # the merged store is left as it was
         with pytest.raises(FileNotFoundError, match="missing.db"):
             a.merge(tmp_path / "missing.db")
+
 
 def _writer(path: str, offset: int) -> None:
     with ScoreStore(path) as store:

@@ -1,0 +1,55 @@
+"""The code reproduces the shipped NB201 score table exactly, under the table's versions.
+
+A change to a pass or a statistic that alters values makes this test fail: then bump
+``proxies.passes.PASSES_VERSION`` (or the statistic's code changes its version by itself)
+and rescore the table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.score_table import shipped_scores
+from proxies.api import score_nb201
+from proxies.engine import statistic_version
+
+# a cell with convolutions on every edge, one with pooling and skips, one with no path
+ARCHS = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|skip_connect~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return shipped_scores()
+
+
+def test_shipped_table_versions_match_the_code(table):
+    attrs = table.attrs
+    for name, version in attrs["versions"].items():
+        assert version == statistic_version(name, attrs["channels"], attrs["cells_per_stage"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_code_reproduces_shipped_values(table, space, arch):
+    attrs = table.attrs
+    stats = list(attrs["versions"])
+    result = score_nb201(
+        arch,
+        stats,
+        attrs["dataset"],
+        attrs["batch_size"],
+        attrs["seed"],
+        attrs["channels"],
+        attrs["cells_per_stage"],
+    )
+    row = table.loc[space.index(arch)]
+    for name in stats:
+        expected = row[name]
+        if np.isnan(expected):  # the store keeps non-finite values as NaN with a reason
+            assert not np.isfinite(result[name]) and name in result.errors, name
+        else:
+            assert result[name] == pytest.approx(expected, rel=1e-9, abs=1e-12), name
