@@ -2,11 +2,13 @@
 
     python -m bench.correlation --sample 500 --seed 0 --proxies grad_norm,snip --out run.csv
     python -m bench.correlation --report run.csv other_run.csv
+    python -m bench.correlation --report bench/data/nb201_scores.parquet   # whole space
 
 Scores a seeded random sample of NB201 architectures (C=16, N=5, 10 classes) on a seeded
 CIFAR-10 batch from the bundled sample and appends one CSV row per architecture as soon
 as it is finished, so a run can be stopped and resumed (finished indices are skipped).
-The report merges result files on the architecture index and prints Spearman ρ and
+The report merges result files (these CSVs, or Parquet score tables such as the shipped
+whole-space table of :mod:`bench.score_table`) on the architecture index and prints Spearman ρ and
 Kendall τ against the bundled test accuracies of all three data sets, beside the
 published figures.  CIFAR-100 and ImageNet16-120 are scored with the same CIFAR-10 batch
 and 10-class networks (only CIFAR-10 images are bundled).  NaN ranks as the worst value;
@@ -120,9 +122,12 @@ def run_scores(args: argparse.Namespace) -> Path:
 
 
 def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Merge result files on the architecture index (columns: statistics)."""
+    """Merge result CSVs and Parquet score tables on the architecture index."""
     frames = []
     for p in paths:
+        if Path(p).suffix == ".parquet":  # a wide score table indexed by architecture
+            frames.append(pd.read_parquet(p).drop(columns=["arch_str"], errors="ignore"))
+            continue
         df = pd.read_csv(p).dropna(subset=["index"]).drop(columns=["arch", "seconds"])
         frames.append(df.drop_duplicates("index").set_index("index"))
     merged = frames[0]
@@ -160,7 +165,7 @@ def correlation_table(table: pd.DataFrame) -> pd.DataFrame:
 def format_table(corr: pd.DataFrame) -> str:
     """The printed table, with the ±0.07 check for Abdelfattah's six statistics."""
     short = {"cifar10": "C10", "cifar100": "C100", "imagenet16_120": "IN16"}
-    head = f"{'statistic':<18}{'n':>5}{'fin':>5}"
+    head = f"{'statistic':<18}{'n':>6}{'fin':>6}"
     head += "".join(f"{'ρ ' + short[d]:>8}" for d in DATASETS)
     head += "".join(f"{'τ ' + short[d]:>8}" for d in DATASETS)
     head += f"  {'published ρ C10/C100/IN16':<26}{'pub τ C10':>9}  check"
@@ -174,7 +179,7 @@ def format_table(corr: pd.DataFrame) -> str:
         if name in ABDELFATTAH_SIX:
             delta = r["rho_cifar10"] - r["pub_rho_cifar10"]
             check = f"{'ok' if abs(delta) <= TOLERANCE else 'MISS'} (Δρ {delta:+.2f})"
-        line = f"{name:<18}{int(r['n']):>5}{int(r['finite']):>5}"
+        line = f"{name:<18}{int(r['n']):>6}{int(r['finite']):>6}"
         line += "".join(f"{r[f'rho_{d}']:8.3f}" for d in DATASETS)
         line += "".join(f"{r[f'tau_{d}']:8.3f}" for d in DATASETS)
         lines.append(f"{line}  {pub:<26}{tau:>9}  {check}")

@@ -50,3 +50,16 @@ def test_cli_scores_one_narrow_network(capsys) -> None:
     assert _cli([*argv, "--cells", "1", "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
     assert "snip" in out and "passes: main=" in out and "constant" in out
+
+
+def test_correlation_report_reads_a_parquet_score_table(tmp_path, capsys) -> None:
+    from bench.score_table import shipped_scores
+
+    table = shipped_scores().iloc[:300]
+    path = tmp_path / "t.parquet"
+    table.to_parquet(path)
+    merged = correlation.load_results([path])
+    assert list(merged.index) == list(table.index) and "arch_str" not in merged.columns
+    assert correlation.main(["--report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "   300   300" in out and "synflow" in out and "ok (Δρ" in out
