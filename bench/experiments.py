@@ -121,7 +121,8 @@ def load_scores(
     batch_size: int | None = None,
     seed: int | None = None,
 ) -> ScoreSource:
-    """Values of ``statistics`` from the first source (store or table) that has each.
+    """Values of ``statistics`` from the first source (store or table) that has each, else
+    from the shipped NB201 score table when its setting matches.
 
     ``params``/``flops`` are always computed analytically for the whole space (they equal
     the scored networks' counts), so they never limit coverage.
@@ -149,11 +150,29 @@ def load_scores(
                 series[name], origin[name] = values.sort_index(), path.name
                 break
         if name not in series:
-            raise KeyError(
-                f"statistic {name!r} is in none of the score sources {list(map(str, paths))}"
-                " (only params/flops are computed without one)"
-            )
+            shipped = _shipped(name, dataset, batch_size, seed)
+            if shipped is None:
+                raise KeyError(
+                    f"statistic {name!r} is in none of the score sources "
+                    f"{list(map(str, paths))} nor in the shipped table for this setting "
+                    "(only params/flops are computed without one)"
+                )
+            series[name], origin[name] = shipped.sort_index(), "shipped score table"
     return ScoreSource(series, origin)
+
+
+def _shipped(name: str, dataset: str, batch_size: int | None, seed: int | None):
+    """``name`` from the shipped NB201 table when its setting matches the filters, else None."""
+    from reduce.pipeline import shipped_statistic
+
+    values = shipped_statistic(name)
+    if values is None:
+        return None
+    attrs = values.attrs
+    wanted = {"dataset": dataset, "batch_size": batch_size, "seed": seed}
+    if any(v is not None and attrs[k] != v for k, v in wanted.items()):
+        return None
+    return values
 
 
 def load_subspace(path: str | os.PathLike[str]) -> Subspace:

@@ -42,8 +42,14 @@ def test_load_scores_from_a_table_and_analytic_costs(table):
     assert source.series["naswot"].index.tolist() == COVERED.tolist()
     assert len(source.series["params"]) == 15625
     assert source.coverage(["naswot", "params"]).tolist() == COVERED.tolist()
-    with pytest.raises(KeyError, match="'snip' is in none"):
-        ex.load_scores([table], ["snip"])
+    shipped = ex.load_scores([table], ["snip"])  # not in the file: the shipped table
+    assert (
+        shipped.origin == {"snip": "shipped score table"} and len(shipped.series["snip"]) == 15625
+    )
+    with pytest.raises(KeyError, match="'fisher' is in none"):
+        ex.load_scores([table], ["fisher"])
+    with pytest.raises(KeyError, match="'snip' is in none"):  # the table's batch is CIFAR-10
+        ex.load_scores([table], ["snip"], dataset="cifar100")
     with pytest.raises(FileNotFoundError):
         ex.load_scores([table.with_name("missing.csv")], ["naswot"])
 
@@ -124,8 +130,8 @@ def test_cli_bestofn_prints_published_rows(table, capsys):
 
 
 def test_cli_rejects_unknown_statistics(table, capsys):
-    assert main(["bench", "rea", "--proxy", "snip", "--scores", str(table)]) == 2
-    assert "snip" in capsys.readouterr().err
+    assert main(["bench", "rea", "--proxy", "fisher", "--scores", str(table)]) == 2
+    assert "fisher" in capsys.readouterr().err
 
 
 def test_cli_report_writes_markdown_and_plots(table, tmp_path, capsys):

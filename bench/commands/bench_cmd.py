@@ -44,7 +44,7 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
         default=[],
         metavar="SOURCE",
         help="score store (.db) or Parquet/CSV table; repeatable (first source with a "
-        "statistic wins); params/flops are analytic when absent",
+        "statistic wins); then the shipped NB201 table; params/flops are analytic",
     )
     parser.add_argument(
         "--proxy",
