@@ -42,6 +42,7 @@ from reduce.pipeline import (
     distribution_points,
     eta_candidates,
     nb201_op_counts,
+    nb201_points,
     score_source,
 )
 from reduce.report import evaluate_subspace
@@ -49,7 +50,7 @@ from reduce.select import select_best_parameter
 
 SHORT = {"cifar10": "c10", "cifar100": "c100", "imagenet16_120": "in16"}
 DEFAULT_F = ("median", "quantile:0.9", "mean_rank", "share_above:0.9")
-CLUSTERERS_FOR = {"hellinger": ("kmeans", "spectral", "kmedoids")}
+CLUSTERERS_FOR = {"hellinger": ("kmeans", "spectral", "kmedoids"), "edit": ("kmedoids",)}
 DISTANCE_ONLY = ("spectral", "kmedoids")  # k-means needs a Euclidean embedding
 
 
@@ -87,7 +88,7 @@ def acceptance_rows(
     rows = []
     for distance in distances:
         start = time.perf_counter()
-        points = distribution_points(counts, distance)
+        points = nb201_points(distance, features)
         seconds["distance"] += time.perf_counter() - start
         for cluster in CLUSTERERS_FOR.get(distance, DISTANCE_ONLY):
             start = time.perf_counter()
@@ -265,7 +266,7 @@ def end_to_end_here(command: list[str]) -> tuple[float, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny, fast version for CI")
-    parser.add_argument("--distances", default="hellinger,js,kl")
+    parser.add_argument("--distances", default="hellinger,js,kl,edit")
     parser.add_argument("--statistics", default="params,flops,naswot,synflow")
     parser.add_argument("--f", default=",".join(DEFAULT_F), help="cluster scoring functions")
     parser.add_argument("--features", default="graph", choices=("graph", "cell"))

@@ -19,6 +19,7 @@ and takes a ``seed``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
+
+from reduce.additive import AdditiveCodes
 
 EMBEDDING = "embedding"
 DISTANCES = "distances"
@@ -82,11 +85,14 @@ def _check_n_clusters(n_clusters: int, n_points: int) -> None:
 class Points:
     """The distinct points a clusterer sees, their multiplicities and the map to items.
 
-    ``embedding`` (n, d) has Euclidean geometry; ``distances`` (n, n) is any distance.
-    At least one is present; :meth:`distance_matrix` derives distances from the
-    embedding (scaled by ``distance_scale``, e.g. 1/√2 for Hellinger on √p) when
-    only the embedding is given.  ``inverse[i]`` is the point of item ``i`` and
-    ``weights[j]`` the number of items at point ``j``.
+    ``embedding`` (n, d) has Euclidean geometry; ``distances`` (n, n) is any distance;
+    ``codes`` describes the points by categorical codes under an additive distance
+    (:class:`reduce.additive.AdditiveCodes`, for spaces too large for a matrix, such as
+    NB201 under the edit distance; k-medoids only).  At least one is present;
+    :meth:`distance_matrix` derives distances from the embedding (scaled by
+    ``distance_scale``, e.g. 1/√2 for Hellinger on √p) or the codes when needed.
+    ``inverse[i]`` is the point of item ``i`` and ``weights[j]`` the number of items at
+    point ``j``.
     """
 
     weights: np.ndarray
@@ -94,10 +100,13 @@ class Points:
     embedding: np.ndarray | None = None
     distances: np.ndarray | None = None
     distance_scale: float = 1.0
+    codes: AdditiveCodes | None = None
 
     def __post_init__(self) -> None:
-        if self.embedding is None and self.distances is None:
-            raise ValueError("Points needs an embedding or a distance matrix")
+        if self.embedding is None and self.distances is None and self.codes is None:
+            raise ValueError("Points needs an embedding, a distance matrix or additive codes")
+        if self.codes is not None and len(self.codes) != len(self.weights):
+            raise ValueError(f"codes have {len(self.codes)} rows for {len(self.weights)} weights")
         n = len(self.weights)
         if self.embedding is not None and len(self.embedding) != n:
             raise ValueError(f"embedding has {len(self.embedding)} rows for {n} weights")
@@ -147,10 +156,19 @@ class Points:
         """(n, n) distances between the distinct points."""
         if self.distances is not None:
             return self.distances
+        if self.embedding is None:
+            return self.codes.matrix()
         return cdist(self.embedding, self.embedding) * self.distance_scale
 
-    def data_for(self, clusterer: BaseEstimator) -> np.ndarray:
-        """What ``clusterer.fit`` takes: the embedding or the distance matrix."""
+    def data_for(self, clusterer: BaseEstimator) -> np.ndarray | AdditiveCodes:
+        """What ``clusterer.fit`` takes: the embedding, the distance matrix or the codes."""
+        if self.codes is not None and self.distances is None and self.embedding is None:
+            if not isinstance(clusterer, KMedoidsClusterer):
+                raise ValueError(
+                    f"{type(clusterer).__name__} cannot cluster points given by additive codes "
+                    "(no distance matrix is formed); use k-medoids"
+                )
+            return self.codes
         if getattr(clusterer, "input_kind", None) == EMBEDDING:
             if self.embedding is None:
                 raise ValueError(
@@ -332,7 +350,8 @@ def default_eta(distances: np.ndarray) -> float:
 
 
 class KMedoidsClusterer(ClusterMixin, BaseEstimator):
-    """Alternating k-medoids on a precomputed distance matrix, with sample weights.
+    """Alternating k-medoids on a precomputed distance matrix (or additive codes, see
+    :mod:`reduce.additive`), with sample weights.
 
     Medoids start from a weighted k-means++ draw; then items go to their nearest
     medoid and each cluster's medoid becomes the member with the least weighted
@@ -350,8 +369,14 @@ class KMedoidsClusterer(ClusterMixin, BaseEstimator):
         self.max_iter = max_iter
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: None = None, sample_weight: np.ndarray | None = None):
-        d = check_distance_matrix(X)
+    def fit(
+        self,
+        X: np.ndarray | AdditiveCodes,
+        y: None = None,
+        sample_weight: np.ndarray | None = None,
+    ):
+        """``X`` is a distance matrix or :class:`~reduce.additive.AdditiveCodes`."""
+        d = X if isinstance(X, AdditiveCodes) else check_distance_matrix(X)
         _check_n_clusters(self.n_clusters, len(d))
         w = check_weights(sample_weight, len(d))
         if self.n_init < 1:
@@ -360,39 +385,55 @@ class KMedoidsClusterer(ClusterMixin, BaseEstimator):
         best: tuple[float, np.ndarray] | None = None
         for _ in range(self.n_init):
             medoids = self._alternate(d, w, self._init(d, w, rng))
-            cost = float(w @ d[:, medoids].min(axis=1))
+            cost = float(w @ _to_medoids(d, medoids).min(axis=1))
             if best is None or cost < best[0] - 1e-12:
                 best = (cost, medoids)
         cost, medoids = best
         self.medoid_indices_ = np.sort(medoids)
-        self.labels_ = np.argmin(d[:, self.medoid_indices_], axis=1).astype(np.int64)
+        self.labels_ = np.argmin(_to_medoids(d, self.medoid_indices_), axis=1).astype(np.int64)
         self.inertia_ = cost
         return self
 
-    def _init(self, d: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _init(self, d: np.ndarray | AdditiveCodes, w: np.ndarray, rng: np.random.Generator):
         medoids = [int(rng.choice(len(d), p=w / w.sum()))]
+        nearest = _to_medoids(d, medoids)[:, 0]
         for _ in range(1, self.n_clusters):
-            gap = d[:, medoids].min(axis=1) ** 2 * w
+            gap = nearest**2 * w
             if gap.sum() <= 0:  # fewer distinct positions than clusters so far
                 candidates = np.setdiff1d(np.arange(len(d)), medoids)
                 medoids.append(int(rng.choice(candidates)))
             else:
                 medoids.append(int(rng.choice(len(d), p=gap / gap.sum())))
+            nearest = np.minimum(nearest, _to_medoids(d, medoids[-1:])[:, 0])
         return np.array(medoids)
 
-    def _alternate(self, d: np.ndarray, w: np.ndarray, medoids: np.ndarray) -> np.ndarray:
+    def _alternate(
+        self, d: np.ndarray | AdditiveCodes, w: np.ndarray, medoids: np.ndarray
+    ) -> np.ndarray:
         for _ in range(self.max_iter):
-            labels = np.argmin(d[:, medoids], axis=1)
+            labels = np.argmin(_to_medoids(d, medoids), axis=1)
+            sums = d.cluster_sums(labels, len(medoids), w) if isinstance(d, AdditiveCodes) else None
             updated = medoids.copy()
             for c in range(len(medoids)):
                 members = np.flatnonzero(labels == c)
                 if members.size:
-                    within = d[np.ix_(members, members)] @ w[members]
+                    within = (
+                        sums[members, c]
+                        if sums is not None
+                        else d[np.ix_(members, members)] @ w[members]
+                    )
                     updated[c] = members[np.argmin(within)]
             if np.array_equal(updated, medoids):
                 break
             medoids = updated
         return medoids
+
+
+def _to_medoids(d: np.ndarray | AdditiveCodes, medoids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """(n, len(medoids)) distances from every point to the medoids."""
+    if isinstance(d, AdditiveCodes):
+        return d.distances_to(np.asarray(medoids))
+    return d[:, medoids]
 
 
 CLUSTERERS: dict[str, type[BaseEstimator]] = {

@@ -7,7 +7,11 @@ This is the wiring the ``cbred reduce`` command and the benchmark share:
   NB201 cell itself (how many of the six edges carry each operation);
 * distance — between op-usage distributions (:func:`cgraph.distance.pairwise`),
   computed once per *distinct* count vector: NB201's 15,625 architectures have a
-  few hundred, so clustering them with multiplicities is exact and cheap;
+  few hundred, so clustering them with multiplicities is exact and cheap; or ``edit``,
+  the exact graph-edit distance between the cells, a sum over the six edges of an
+  operation cost table (:mod:`cgraph.distance.nb201_edit`), which k-medoids clusters
+  through per-edge operation counts (:mod:`reduce.additive`) without forming the
+  15,625² matrix;
 * statistic — per-architecture values oriented so that larger is better: ``params``
   and ``flops`` analytically for the whole space, any statistic from a score table
   (``--scores``), or any registered proxy computed on sampled members through
@@ -29,12 +33,15 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from bench.nb201 import OPS, SPACE_SIZE
+from cgraph.distance.costs import CostModel
+from reduce.additive import AdditiveCodes
 from reduce.cbred import Reduction, ScoreSource, cbred_reduce
 from reduce.cluster import Points, make_clusterer
 from reduce.subspace import space_by_name
 
 FEATURES = ("graph", "cell")
-DISTANCES = ("hellinger", "js", "sqrt_js", "kl")
+PROBABILISTIC = ("hellinger", "js", "sqrt_js", "kl")
+DISTANCES = (*PROBABILISTIC, "edit")
 ANALYTIC_STATISTICS = ("params", "flops")
 # K is chosen by the criterion among 2..⌊√N⌋ for a space of N architectures (125 for
 # NB201): √N is the classical label-free upper bound on the number of clusters.  Over
@@ -68,8 +75,11 @@ def distribution_points(counts: np.ndarray, distance: str) -> Points:
     """
     from cgraph.distance import pairwise, to_distributions
 
-    if distance not in DISTANCES:
-        raise ValueError(f"unknown distance {distance!r}; expected one of {', '.join(DISTANCES)}")
+    if distance not in PROBABILISTIC:
+        raise ValueError(
+            f"unknown distance {distance!r} between distributions; "
+            f"expected one of {', '.join(PROBABILISTIC)}"
+        )
     unique, inverse, weights = np.unique(
         np.asarray(counts, dtype=np.float64), axis=0, return_inverse=True, return_counts=True
     )
@@ -81,6 +91,29 @@ def distribution_points(counts: np.ndarray, distance: str) -> Points:
         distances=pairwise(unique, metric=distance, dtype=np.float64),
         distance_scale=2**-0.5,
     )
+
+
+def edit_points(cost: CostModel | None = None) -> Points:
+    """NB201's 15,625 cells under the exact edit distance, as additive codes (k-medoids)."""
+    from cgraph.distance.nb201_edit import op_cost_table
+
+    ops = space_by_name("nb201").op_matrix
+    n = len(ops)
+    return Points(
+        weights=np.ones(n),
+        inverse=np.arange(n),
+        codes=AdditiveCodes(ops, op_cost_table(cost)),
+    )
+
+
+def nb201_points(distance: str, features: str = "graph") -> Points:
+    """The points C-BRED clusters for ``distance``: op-usage distributions of ``features``,
+    or the cells themselves for ``edit``."""
+    if distance == "edit":
+        return edit_points()
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown distance {distance!r}; expected one of {', '.join(DISTANCES)}")
+    return distribution_points(nb201_op_counts(features)[0], distance)
 
 
 def eta_candidates(
@@ -281,8 +314,7 @@ def reduce_nb201(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if points is None:
-        counts, _ = nb201_op_counts(features)
-        points = distribution_points(counts, distance)
+        points = nb201_points(distance, features)
     timings["features+distance"] = time.perf_counter() - start
     clusterer = make_clusterer(cluster, seed=seed) if isinstance(cluster, str) else cluster
     has_eta = "eta" in clusterer.get_params()

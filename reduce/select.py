@@ -52,8 +52,14 @@ def weighted_silhouette(
         )
     onehot = np.zeros((n, len(names)))
     onehot[np.arange(n), codes] = w
-    sums = distances @ onehot  # weighted distance of each point to each cluster
-    sizes = onehot.sum(axis=0)
+    return silhouette_from_sums(distances @ onehot, codes, w)
+
+
+def silhouette_from_sums(sums: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> float:
+    """Mean weighted silhouette from ``sums[i, k]``, the weighted distance of point i to
+    cluster k, and the cluster ``codes`` (0..K-1) of the points."""
+    n = len(codes)
+    sizes = np.bincount(codes, weights=weights, minlength=sums.shape[1])
     own = sizes[codes]
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(own > 1, sums[np.arange(n), codes] / (own - 1), 0.0)
@@ -62,7 +68,20 @@ def weighted_silhouette(
         b = others.min(axis=1)
         s = np.where(own > 1, (b - a) / np.maximum(a, b), 0.0)
     s = np.nan_to_num(s)
-    return float(w @ s / w.sum())
+    return float(weights @ s / weights.sum())
+
+
+def points_silhouette(points: Points, labels: np.ndarray) -> float:
+    """Silhouette of a labelling of ``points`` (-1 when it has a single cluster); by cluster
+    sums of the additive codes when the points have no distance matrix."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        return -1.0  # degenerate: everything in one cluster
+    if points.codes is None or points.distances is not None:
+        return weighted_silhouette(points.distance_matrix(), labels, points.weights)
+    names, codes = np.unique(labels, return_inverse=True)
+    sums = points.codes.cluster_sums(codes, len(names), points.weights)
+    return silhouette_from_sums(sums, codes, points.weights)
 
 
 @dataclass(frozen=True)
@@ -118,22 +137,15 @@ def select_best_parameter(
     return ParameterSelection(int(best["n_clusters"]), eta, criterion, curve)
 
 
-def _score_labels(distances: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
-    if len(np.unique(labels)) < 2:
-        return -1.0  # degenerate: everything in one cluster
-    return weighted_silhouette(distances, labels, weights)
-
-
 def _silhouette_rows(
     clusterer: BaseEstimator, points: Points, ks: list[int]
 ) -> list[tuple[int, float | None, float]]:
     data = points.data_for(clusterer)
-    distances = points.distance_matrix()
     rows = []
     for k in ks:
         model = clone(clusterer).set_params(n_clusters=k)
         labels = model.fit(data, sample_weight=points.weights).labels_
-        rows.append((k, None, _score_labels(distances, labels, points.weights)))
+        rows.append((k, None, points_silhouette(points, labels)))
     return rows
 
 
@@ -162,6 +174,6 @@ def _spectral_rows(
             else:
                 model = clone(clusterer).set_params(n_clusters=k, eta=scale)
                 labels = model.fit_embedding(values, embedding, points.weights).labels_
-                value = _score_labels(distances, labels, points.weights)
+                value = points_silhouette(points, labels)
             rows.append((k, scale, value))
     return rows

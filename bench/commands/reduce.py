@@ -15,6 +15,7 @@ from reduce.pipeline import (
     FEATURES,
     ProxyScorer,
     distribution_points,
+    edit_points,
     nb201_op_counts,
     reduce_nb201,
     score_source,
@@ -135,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
     total = time.perf_counter()
     start = time.perf_counter()
     counts, op_names = nb201_op_counts(args.features)
-    points = distribution_points(counts, args.distance)
+    if args.distance == "edit":
+        points, described = edit_points(), "cells (exact edit distance)"
+    else:
+        points = distribution_points(counts, args.distance)
+        described = f"{args.features} op-usage vectors"
     features_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -184,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = subspace.provenance
     print(
         f"space            {args.space}: {len(reduction.labels)} architectures, "
-        f"{len(points)} distinct {args.features} op-usage vectors"
+        f"{len(points)} distinct {described}"
     )
     print(
         f"clustering       {args.cluster} on {args.distance}, K={provenance['n_clusters']}, "
