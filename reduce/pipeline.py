@@ -50,6 +50,7 @@ ANALYTIC_STATISTICS = ("params", "flops")
 # k-means seed (see bench/perf_reduce.py --seeds).
 DEFAULT_K = tuple(range(2, math.isqrt(SPACE_SIZE) + 1))
 DEFAULT_ETA_QUANTILES = (0.05, 0.1, 0.25, 0.5)
+LIVE_MEMBERS = 8  # members per cluster scored when values are computed on demand
 
 
 def nb201_op_counts(features: str = "graph") -> tuple[np.ndarray, tuple[str, ...]]:
@@ -296,7 +297,7 @@ def reduce_nb201(
     scores: ScoreSource | None = None,
     statistic: str = "naswot",
     f: str = "median",
-    m: int | None = 8,
+    m: int | None = None,
     seed: int = 0,
     budget: float | int | None = None,
     features: str = "graph",
@@ -306,6 +307,9 @@ def reduce_nb201(
     points: Points | None = None,
 ) -> Reduction:
     """C-BRED over NB201 with named parts; see :func:`reduce.cbred.cbred_reduce`.
+
+    ``m`` members per cluster are scored; None scores all of them when the values come
+    from a table and :data:`LIVE_MEMBERS` when they are computed on demand.
 
     ``scores`` defaults to :func:`score_source` of ``statistic``; ``eta_values``
     defaults to :func:`eta_candidates` for spectral clustering; ``points`` may be
@@ -322,6 +326,8 @@ def reduce_nb201(
         eta_values = eta_candidates(points)
     if scores is None:
         scores, _ = score_source(statistic)
+    if m is None and isinstance(scores, ProxyScorer):
+        m = LIVE_MEMBERS  # values computed live: score a sample of each cluster, not all
     provenance = {
         "features": features,
         "distance": distance,

@@ -264,3 +264,25 @@ def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
     assert sorted(scorer.cached_indices()) == [3, 8]
     values = scorer(np.array([8, 3]))  # from the cache: nothing is computed
     assert np.isnan(values[0]) and values[1] == 10.0 and scorer.cache.keys() == {3, 8}
+
+
+def test_live_statistics_score_a_sample_of_each_cluster(cell_points) -> None:
+    from reduce.pipeline import LIVE_MEMBERS, ProxyScorer
+
+    class CountingScorer(ProxyScorer):
+        """Values without networks; remembers every architecture it was asked for."""
+
+        def __call__(self, indices: np.ndarray) -> np.ndarray:
+            self.cache.update((int(i), float(i % 97)) for i in indices)
+            return np.asarray(indices, dtype=float) % 97
+
+    scorer = CountingScorer("naswot")
+    reduce_nb201(
+        "hellinger",
+        KMeansClusterer(4),
+        scores=scorer,
+        k_values=None,
+        features="cell",
+        points=cell_points,
+    )
+    assert 0 < len(scorer.cache) <= 4 * LIVE_MEMBERS

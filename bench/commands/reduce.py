@@ -13,6 +13,7 @@ from reduce.pipeline import (
     DEFAULT_K,
     DISTANCES,
     FEATURES,
+    LIVE_MEMBERS,
     ProxyScorer,
     distribution_points,
     edit_points,
@@ -24,7 +25,6 @@ from reduce.report import evaluate_subspace, write_report
 from reduce.select import CRITERIA
 
 SPACES = ("nb201",)
-PROXY_M = 8
 
 
 def _k_range(text: str) -> list[int]:
@@ -105,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="members scored per cluster (0: all); default all for statistics read from a "
-        f"table, {PROXY_M} for statistics computed through the proxies API",
+        f"table, {LIVE_MEMBERS} for statistics computed through the proxies API",
     )
     parser.add_argument(
         "--budget",
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     )
     score_setup = time.perf_counter() - start
     computed = isinstance(scores, ProxyScorer)
-    m = (PROXY_M if computed else None) if args.m is None else (args.m or None)
+    m = (LIVE_MEMBERS if computed else None) if args.m is None else (args.m or None)
     fixed = args.k is not None and len(args.k) == 1
     params: dict[str, object] = {"seed": args.seed}
     if fixed:
