@@ -92,8 +92,16 @@ def _zeros_for_none(
     return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, like, strict=True)]
 
 
-def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
-    """The fused forward (+ backward) pass; fills the fields of the requested features."""
+def run_main(
+    results: PassResults, features: frozenset[str], seed: int, protect_acts: bool = False
+) -> None:
+    """The fused forward (+ backward) pass; fills the fields of the requested features.
+
+    The Fisher terms need each weight layer's output as it was produced.  Outputs are
+    kept without copying; if an in-place operation later changed one (a conv followed by
+    ``ReLU(inplace=True)``), the pass runs again with ``protect_acts``, handing a copy to
+    the rest of the network so that the kept output stays intact.
+    """
     model, x, y = results.model, results.x, results.y
     layers = weight_layers(model)
     results.layer_names = [n for n, _ in layers]
@@ -104,6 +112,7 @@ def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
     relu_units: list[int] = []
     layer_kernels: list[tuple[int, torch.Tensor]] = []
     acts: list[tuple[int, torch.Tensor]] = []
+    versions: list[int] = []
     kernel_of = KernelCache()
 
     def relu_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
@@ -126,7 +135,9 @@ def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
                     macs[0] += macs_of_call(mod, out)
                 if "act_grad" in features:
                     acts.append((i, out))
-                    return out.clone()  # later in-place ops must not change the stored output
+                    versions.append(out._version)
+                    if protect_acts:
+                        return out.clone()
                 return None
 
             handles.append(m.register_forward_hook(out_hook))
@@ -137,6 +148,9 @@ def run_main(results: PassResults, features: frozenset[str], seed: int) -> None:
         want_grad = bool(features & {"loss_grad", "act_grad", "hvp", "input_grad"})
         with torch.set_grad_enabled(want_grad):
             out = model(x)
+    if any(a._version != v for (_, a), v in zip(acts, versions, strict=True)):
+        run_main(results, features, seed, protect_acts=True)
+        return
     if "costs" in features:
         results.macs = macs[0] // x.shape[0]
     if "relu_codes" in features:

@@ -207,3 +207,30 @@ def test_ensembles_rank_by_direction_and_majority() -> None:
     ]
     with pytest.raises(KeyError, match="missing"):
         vote({"snip": [1, 2]})
+
+
+class _ShiftInPlace(nn.Module):
+    """x + 1 written into x (an in-place op that, unlike ReLU, changes a·∂L/∂a)."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.in_place = in_place
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.add_(1.0) if self.in_place else x + 1.0
+
+
+def test_fisher_is_unchanged_by_in_place_ops_on_a_layer_output() -> None:
+    """An in-place op right after a conv overwrites the conv's output during the forward;
+    the pass notices and reruns with protected outputs, so every value equals the
+    out-of-place network's."""
+    x, y = _batch(6, 3, 8, 8)
+    nets = []
+    for in_place in (False, True):
+        net = _conv_net()
+        net.insert(4, _ShiftInPlace(in_place))  # directly on the second conv's output
+        nets.append(net)
+    stats = ["fisher", "grad_norm", "snip", "naswot"]
+    expected, got = (proxies.score(net, (x, y), stats) for net in nets)
+    for name in stats:
+        assert got[name] == pytest.approx(expected[name], rel=1e-6), name
