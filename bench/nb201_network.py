@@ -19,14 +19,20 @@ from bench.nb201 import EDGES, NUM_NODES, Arch, NB201Space, parse_arch
 
 
 class ReLUConvBN(nn.Module):
-    """ReLU → Conv (no bias) → BatchNorm: the benchmark's ``nor_conv`` operations."""
+    """ReLU → Conv → BatchNorm: the benchmark's ``nor_conv`` operations.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+    As in the official operations, the convolution has a bias exactly when the batch norm
+    has no affine parameters (``affine=False``).
+    """
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True
+    ) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=not affine),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,16 +57,16 @@ class AvgPool(nn.Module):
         return self.op(x)
 
 
-def make_op(name: str, channels: int) -> nn.Module:
+def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
     """The module for one cell edge (input and output both ``channels`` wide)."""
     if name == "none":
         return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1, 0)
+        return ReLUConvBN(channels, channels, 1, 1, 0, affine)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1, 1)
+        return ReLUConvBN(channels, channels, 3, 1, 1, affine)
     if name == "avg_pool_3x3":
         return AvgPool()
     raise ValueError(f"unknown NB201 operation {name!r}")
@@ -69,10 +75,10 @@ def make_op(name: str, channels: int) -> nn.Module:
 class Cell(nn.Module):
     """One NB201 cell: node j is the sum of its incoming edges' outputs."""
 
-    def __init__(self, arch: Arch, channels: int) -> None:
+    def __init__(self, arch: Arch, channels: int, affine: bool = True) -> None:
         super().__init__()
         self.arch = arch
-        self.layers = nn.ModuleList(make_op(op, channels) for op in arch.ops)
+        self.layers = nn.ModuleList(make_op(op, channels, affine) for op in arch.ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -154,21 +160,41 @@ class MacroNetwork(nn.Module):
 
 
 class NB201Network(MacroNetwork):
-    """The NB201 network for one cell; ``forward`` returns the logits."""
+    """The NB201 network for one cell; ``forward`` returns the logits.
+
+    ``cell_affine=False`` builds the cells as the zero-cost-proxy reference code does
+    (Abdelfattah et al.'s NB201 model): batch norm without affine parameters, hence
+    convolutions with a bias.  With the same weights, in training mode, the outputs, the
+    weight gradients and the activation codes equal the official network's (batch norm
+    removes the bias and, at initialisation, the affine map is the identity); only
+    statistics that read the convolutions' raw outputs (Fisher) see the bias.
+    """
 
     def __init__(
-        self, arch: Arch | str, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10
+        self,
+        arch: Arch | str,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        cell_affine: bool = True,
     ) -> None:
         arch = parse_arch(arch)
-        super().__init__(lambda width: Cell(arch, width), channels, cells_per_stage, num_classes)
+        super().__init__(
+            lambda width: Cell(arch, width, cell_affine), channels, cells_per_stage, num_classes
+        )
         self.arch = arch
 
 
 def build_network(
-    arch: Arch | str | int, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10
+    arch: Arch | str | int,
+    channels: int = 16,
+    cells_per_stage: int = 5,
+    num_classes: int = 10,
+    cell_affine: bool = True,
 ) -> NB201Network:
-    """Build the NB201 network for an architecture (string, :class:`Arch` or index)."""
-    return NB201Network(parse_arch(arch), channels, cells_per_stage, num_classes)
+    """Build the NB201 network for an architecture (string, :class:`Arch` or index);
+    ``cell_affine=False``: the zero-cost-proxy reference convention (see :class:`NB201Network`)."""
+    return NB201Network(parse_arch(arch), channels, cells_per_stage, num_classes, cell_affine)
 
 
 def _conv_cost(c_in: int, c_out: int, kernel: int, size: int) -> tuple[int, int]:

@@ -160,10 +160,13 @@ def nb201_model(
     channels: int = 16,
     cells_per_stage: int = 5,
     num_classes: int = 10,
+    cell_affine: bool = True,
 ) -> nn.Module:
-    """The NB201 network of ``arch`` with PyTorch's default initialisation drawn from ``seed``."""
+    """The NB201 network of ``arch`` with PyTorch's default initialisation drawn from ``seed``
+    (``cell_affine=False``: the zero-cost-proxy reference cells, see
+    :class:`bench.nb201_network.NB201Network`)."""
     with seeded(seed, torch.device("cpu")):
-        return build_network(arch, channels, cells_per_stage, num_classes)
+        return build_network(arch, channels, cells_per_stage, num_classes, cell_affine)
 
 
 def score_nb201(
@@ -175,10 +178,14 @@ def score_nb201(
     channels: int = 16,
     cells_per_stage: int = 5,
     device: str | torch.device | None = None,
+    cell_affine: bool = True,
 ) -> ScoreResult:
-    """Build the NB201 network of ``arch`` (init seeded by ``seed``), take the seeded batch of
-    ``dataset`` and score it.  Architectures without a path from cell input to output get
-    defined values (zero saliencies) or NaN with a reason, never an exception."""
+    """Build the NB201 network of ``arch`` (init seeded by ``seed``; ``cell_affine`` as in
+    :func:`nb201_model`), take the seeded batch of ``dataset`` and score it.  Architectures
+    without a path from cell input to output get defined values (zero saliencies) or NaN with
+    a reason, never an exception."""
     dataset = canonical_dataset(dataset)
-    net = nb201_model(parse_arch(arch), seed, channels, cells_per_stage, NUM_CLASSES[dataset])
+    net = nb201_model(
+        parse_arch(arch), seed, channels, cells_per_stage, NUM_CLASSES[dataset], cell_affine
+    )
     return score(net, _cached_batch(dataset, batch_size, seed), proxies, seed, device)

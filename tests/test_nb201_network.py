@@ -87,3 +87,28 @@ def test_bad_builder_arguments():
         build_network(0, channels=0)
     with pytest.raises(IndexError, match="99999"):
         build_network(99999)
+
+
+def test_reference_cells_differ_from_the_official_only_in_the_bias() -> None:
+    """cell_affine=False (the zero-cost-proxy code's cells): conv bias, BN without affine;
+    same logits and weight gradients for the same weights, a different Fisher value."""
+    import proxies
+    from bench.datasets import get_batch
+
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    official = build_network(arch, channels=4, cells_per_stage=1)
+    reference = build_network(arch, channels=4, cells_per_stage=1, cell_affine=False)
+    convs = [m for m in reference.cells[0].modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in reference.cells[0].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert convs and all(c.bias is not None for c in convs) and not any(n.affine for n in norms)
+    missing, unexpected = reference.load_state_dict(official.state_dict(), strict=False)
+    assert missing and all(k.endswith(".op.1.bias") for k in missing)  # the conv biases
+    assert unexpected and all(".op.2." in k for k in unexpected)  # the BN affine parameters
+    x, y = get_batch("cifar10", batch_size=8, seed=0)
+    official.train(), reference.train()
+    torch.testing.assert_close(reference(x), official(x), rtol=1e-4, atol=1e-5)
+    stats = ["grad_norm", "snip", "naswot", "fisher"]
+    a, b = proxies.score(official, (x, y), stats), proxies.score(reference, (x, y), stats)
+    for name in ("grad_norm", "snip", "naswot"):
+        assert b[name] == pytest.approx(a[name], rel=1e-4), name
+    assert b["fisher"] != pytest.approx(a["fisher"], rel=1e-3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pandas as pd
 
 from bench import correlation, perf_proxies
@@ -63,3 +64,13 @@ def test_correlation_report_reads_a_parquet_score_table(tmp_path, capsys) -> Non
     assert correlation.main(["--report", str(path)]) == 0
     out = capsys.readouterr().out
     assert "   300   300" in out and "synflow" in out and "ok (Δρ" in out
+
+
+def test_correlation_reference_cells_change_fisher(tmp_path) -> None:
+    runs = {}
+    for flag in ([], ["--reference-cells"]):
+        out = tmp_path / f"corr{len(flag)}.csv"
+        args = ["--smoke", "--proxies", "fisher,naswot", "--out", str(out), *flag]
+        assert correlation.main(args) == 0
+        runs[bool(flag)] = pd.read_csv(out).set_index("index")
+    assert not np.allclose(runs[True]["fisher"], runs[False]["fisher"])
