@@ -286,3 +286,14 @@ def test_live_statistics_score_a_sample_of_each_cluster(cell_points) -> None:
         points=cell_points,
     )
     assert 0 < len(scorer.cache) <= 4 * LIVE_MEMBERS
+
+
+def test_cli_reduce_on_the_edit_distance_defaults_to_kmedoids(tmp_path, capsys) -> None:
+    out = tmp_path / "sub.json"
+    args = ["reduce", "--distance", "edit", "--k", "2:3", "--score", "params", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "kmedoids on edit" in printed and "15625 distinct cells" in printed
+    assert Subspace.from_json(out).provenance["distance"] == "edit"
+    assert main([*args, "--cluster", "kmeans"]) == 2  # k-means needs an embedding
+    assert "use k-medoids" in capsys.readouterr().err

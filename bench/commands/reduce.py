@@ -64,7 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="op usage of the traced graph or of the NB201 cell",
     )
     parser.add_argument("--distance", choices=DISTANCES, default="hellinger")
-    parser.add_argument("--cluster", choices=tuple(CLUSTERERS), default="kmeans")
+    parser.add_argument(
+        "--cluster",
+        choices=tuple(CLUSTERERS),
+        default=None,
+        help="default: kmeans (exact for Hellinger), kmedoids for the edit distance",
+    )
     parser.add_argument(
         "--k",
         type=_k_range,
@@ -131,6 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dataset = canonical_dataset(args.dataset)
+    if args.cluster is None:
+        args.cluster = "kmedoids" if args.distance == "edit" else "kmeans"
     if not args.out.endswith((".json", ".csv")):
         raise ValueError(f"--out {args.out!r} must end in .json or .csv")
     total = time.perf_counter()
