@@ -39,7 +39,6 @@ from reduce.cluster import make_clusterer
 from reduce.pipeline import (
     DEFAULT_K,
     ProxyScorer,
-    distribution_points,
     eta_candidates,
     nb201_op_counts,
     nb201_points,
@@ -204,7 +203,7 @@ def default_over_seeds(features: str, k_values: Sequence[int], seeds: int) -> li
     from reduce.pipeline import reduce_nb201
 
     truth = load_ground_truth()
-    points = distribution_points(nb201_op_counts(features)[0], DEFAULT_CONFIG["distance"])
+    points = nb201_points(DEFAULT_CONFIG["distance"], features)
     scores = score_source(DEFAULT_CONFIG["statistic"])[0]
     lines, met = [], True
     for seed in range(seeds):
@@ -214,7 +213,7 @@ def default_over_seeds(features: str, k_values: Sequence[int], seeds: int) -> li
             scores,
             DEFAULT_CONFIG["statistic"],
             DEFAULT_CONFIG["f"],
-            m=None if not isinstance(scores, ProxyScorer) else 8,
+            m=None,  # all members from a table, a sample when computed live
             seed=seed,
             features=features,
             k_values=k_values,

@@ -35,6 +35,9 @@ class AdditiveCodes:
             raise ValueError("cost must be finite, non-negative and zero on the diagonal")
         object.__setattr__(self, "codes", codes.astype(np.int64))
         object.__setattr__(self, "cost", cost)
+        # (n, E·V): the cost from each item's op on each edge to every op, reused by every
+        # call of cluster_sums (once per k-medoids iteration)
+        object.__setattr__(self, "_per_item", cost[self.codes].reshape(len(codes), -1))
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -60,5 +63,4 @@ class AdditiveCodes:
         counts = np.zeros((n_clusters, edges, len(self.cost)))
         at = (np.asarray(labels)[:, None], np.arange(edges)[None, :], self.codes)
         np.add.at(counts, at, w[:, None])
-        per_item = self.cost[self.codes]  # (n, E, V): cost from the item's op to each op
-        return per_item.reshape(n, -1) @ counts.reshape(n_clusters, -1).T
+        return self._per_item @ counts.reshape(n_clusters, -1).T

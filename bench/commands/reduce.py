@@ -15,9 +15,8 @@ from reduce.pipeline import (
     FEATURES,
     LIVE_MEMBERS,
     ProxyScorer,
-    distribution_points,
-    edit_points,
     nb201_op_counts,
+    nb201_points,
     reduce_nb201,
     score_source,
 )
@@ -142,12 +141,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out!r} must end in .json or .csv")
     total = time.perf_counter()
     start = time.perf_counter()
-    counts, op_names = nb201_op_counts(args.features)
-    if args.distance == "edit":
-        points, described = edit_points(), "cells (exact edit distance)"
-    else:
-        points = distribution_points(counts, args.distance)
-        described = f"{args.features} op-usage vectors"
+    counts, op_names = nb201_op_counts(args.features)  # the report's op-usage plots
+    points = nb201_points(args.distance, args.features)
+    described = (
+        "cells (exact edit distance)"
+        if args.distance == "edit"
+        else f"{args.features} op-usage vectors"
+    )
     features_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
