@@ -66,15 +66,19 @@ class ScoreJob:
 def statistic_version(name: str, channels: int, cells_per_stage: int) -> str:
     """12 hex digits naming the code of statistic ``name`` and the network it scored.
 
-    The hash covers the statistic's own function and :data:`proxies.passes.PASSES_VERSION`
-    (bumped whenever a pass changes the values it produces), not the passes' source, so
-    that a refactor or a speed-up of a pass keeps every stored value valid.
+    The hash covers the statistic's own function, :data:`proxies.passes.PASSES_VERSION`
+    (bumped whenever the passes change the values they produce) and the
+    :data:`proxies.passes.FEATURE_VERSIONS` of the features it reads, not the passes'
+    source, so that a refactor or a speed-up of a pass keeps every stored value valid.
     """
-    from proxies.passes import PASSES_VERSION
+    from proxies.passes import FEATURE_VERSIONS, PASSES_VERSION
     from proxies.registry import get_proxy
 
     spec = get_proxy(name)
     text = inspect.getsource(spec.fn) + f"|passes={PASSES_VERSION}"
+    text += "".join(
+        f"|{f}={FEATURE_VERSIONS[f]}" for f in sorted(spec.needs & FEATURE_VERSIONS.keys())
+    )
     text += f"|C={channels}|N={cells_per_stage}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 

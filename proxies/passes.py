@@ -9,7 +9,8 @@ fewest passes:
   input of every weight layer), then at most one cross-entropy backward
   (``loss_grad``: ∂L/∂θ of the weight layers; ``act_grad``: Fisher terms of the weight
   layers' outputs; ``hvp``: the Hessian-gradient product Hg of GraSP, by double backward
-  through the same graph) and one backward of Σ outputs to the input (``input_grad``).
+  through the same graph, with batch norm's second derivative in closed form:
+  :mod:`proxies.batchnorm`) and one backward of Σ outputs to the input (``input_grad``).
 * ``synflow`` – |θ|, double precision, batch norm removed, an all-ones input.
 * ``ntk`` – per-sample gradients of the summed logits (the empirical NTK of TE-NAS).
 * ``zico`` – cross-entropy gradients of the weight layers on each of ``ZICO_SPLITS``
@@ -25,13 +26,14 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from proxies.batchnorm import fast_second_order_batch_norm
 from proxies.layers import KernelCache, logdets_psd, macs_of_call, relu_modules, weight_layers
 
 MAIN_FEATURES = ("costs", "relu_codes", "layer_codes", "loss_grad", "act_grad", "hvp", "input_grad")
@@ -40,6 +42,10 @@ FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")
 # (proxies.engine.statistic_version).  Bump it when a change alters any value, so that
 # score stores recompute; tests/test_proxies_golden.py fails on such a change.
 PASSES_VERSION = "1"
+# Versions of single features whose values changed since, so that only the statistics
+# reading them recompute.  hvp 2: batch norm's second derivative in closed form (the
+# same Hg up to float rounding).
+FEATURE_VERSIONS = {"hvp": "2"}
 ZICO_SPLITS = 2
 
 
@@ -146,7 +152,8 @@ def run_main(
         if "input_grad" in features:
             x = x.detach().clone().requires_grad_(True)
         want_grad = bool(features & {"loss_grad", "act_grad", "hvp", "input_grad"})
-        with torch.set_grad_enabled(want_grad):
+        closed_form_bn = fast_second_order_batch_norm() if "hvp" in features else nullcontext()
+        with torch.set_grad_enabled(want_grad), closed_form_bn:
             out = model(x)
     if any(a._version != v for (_, a), v in zip(acts, versions, strict=True)):
         run_main(results, features, seed, protect_acts=True)

@@ -53,3 +53,14 @@ def test_code_reproduces_shipped_values(table, space, arch):
             assert not np.isfinite(result[name]) and name in result.errors, name
         else:
             assert result[name] == pytest.approx(expected, rel=1e-9, abs=1e-12), name
+
+
+def test_feature_versions_change_only_the_statistics_that_read_them(monkeypatch):
+    from proxies import passes
+
+    before = {s: statistic_version(s, 16, 5) for s in ("grasp", "grad_norm", "naswot")}
+    monkeypatch.setitem(passes.FEATURE_VERSIONS, "hvp", "test")
+    after = {s: statistic_version(s, 16, 5) for s in before}
+    assert after["grasp"] != before["grasp"]
+    assert after["grad_norm"] == before["grad_norm"]
+    assert after["naswot"] == before["naswot"]
