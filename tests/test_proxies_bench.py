@@ -19,6 +19,15 @@ def test_perf_smoke_prints_every_statistic_and_the_fused_ratio(capsys) -> None:
     assert "ratio" in out and "target" in out
 
 
+def test_perf_report_gives_the_ratio_and_its_floor() -> None:
+    alone = {"a": [0.5, 0.6, 0.7], "b": [0.1, 0.3, 0.2], "c": [0.2, 0.2, 0.2]}
+    text = perf_proxies.report(alone, {("a", "b", "c"): [0.2, 0.3, 0.4]})
+    # medians 0.6 + 0.2 + 0.2 = 1.0; fused median 0.3; costliest member a: 0.6 / 1.0
+    assert "sum of members alone     1.000 s" in text
+    assert "ratio                    0.300  (meets target" in text
+    assert "floor                    0.600  (a alone over the sum)" in text
+
+
 def test_correlation_smoke_resumes_and_prints_the_table(tmp_path, capsys) -> None:
     out_csv = tmp_path / "corr.csv"
     args = ["--smoke", "--proxies", "snip,synflow,jacob_cov", "--out", str(out_csv)]
