@@ -19,8 +19,8 @@ Per channel, with M values, x̂ = (x − μ)·s, s = (σ² + ε)^(−1/2), γ th
           + b s (dy − m₁ − x̂ m₂),
   ∂/∂γ  = M s (A − ā m₁ − P m₂).
 
-μ and s are functions of x and are differentiated as such (tests compare with autograd
-through a primitive decomposition, and the Hessian-vector product with PyTorch's).
+μ and s are functions of x and are differentiated as such (tests check the closed form
+against finite differences, and the Hessian-vector product against PyTorch's).
 Forward and first-order backward call the same kernels as ``F.batch_norm``, so every
 first-order value is bit-identical with or without :func:`fast_second_order_batch_norm`.
 """
