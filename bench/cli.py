@@ -13,14 +13,23 @@ import sys
 
 # command -> (module defining ``register(subparsers)``, summary for ``cbred --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "space": ("bench.commands.space", "describe a search space or one architecture"),
-    "trace": ("bench.commands.trace", "trace a model into its computational graph"),
-    "distance": ("bench.commands.distance", "distance matrix over a space or a list of models"),
-    "proxies": ("bench.commands.proxies", "list training-free statistics or score one network"),
-    "score": ("bench.commands.score", "score a space with training-free statistics into a store"),
-    "reduce": ("bench.commands.reduce", "C-BRED: cluster a space and keep the best cluster"),
-    "search": ("bench.commands.search", "search an architecture space (TE-NAS pruning)"),
-    "bench": ("bench.commands.bench_cmd", "search experiments beside the published tables"),
+    "space": ("cbred.bench.commands.space", "describe a search space or one architecture"),
+    "trace": ("cbred.bench.commands.trace", "trace a model into its computational graph"),
+    "distance": (
+        "cbred.bench.commands.distance",
+        "distance matrix over a space or a list of models",
+    ),
+    "proxies": (
+        "cbred.bench.commands.proxies",
+        "list training-free statistics or score one network",
+    ),
+    "score": (
+        "cbred.bench.commands.score",
+        "score a space with training-free statistics into a store",
+    ),
+    "reduce": ("cbred.bench.commands.reduce", "C-BRED: cluster a space and keep the best cluster"),
+    "search": ("cbred.bench.commands.search", "search an architecture space (TE-NAS pruning)"),
+    "bench": ("cbred.bench.commands.bench_cmd", "search experiments beside the published tables"),
 }
 
 

@@ -1,8 +1,8 @@
 """Correlation of training-free statistics with NB201 test accuracy (benchmark command).
 
-    python -m bench.correlation --sample 500 --seed 0 --proxies grad_norm,snip --out run.csv
-    python -m bench.correlation --report run.csv other_run.csv
-    python -m bench.correlation --report bench/data/nb201_scores.parquet   # whole space
+    python -m cbred.bench.correlation --sample 500 --seed 0 --proxies grad_norm,snip --out run.csv
+    python -m cbred.bench.correlation --report run.csv other_run.csv
+    python -m cbred.bench.correlation --report bench/data/nb201_scores.parquet   # whole space
 
 Scores a seeded random sample of NB201 architectures (C=16, N=5, 10 classes) on a seeded
 CIFAR-10 batch from the bundled sample and appends one CSV row per architecture as soon
@@ -33,12 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.nb201 import NB201Space
+from cbred.proxies import available_proxies, get_proxy, mean_rank, ranks, score_nb201, vote
+from cbred.proxies.ensemble import VOTE_MEMBERS
 from scipy.stats import kendalltau, spearmanr
-
-from bench.ground_truth import DATASETS, load_ground_truth
-from bench.nb201 import NB201Space
-from proxies import available_proxies, get_proxy, mean_rank, ranks, score_nb201, vote
-from proxies.ensemble import VOTE_MEMBERS
 
 # Spearman ρ (Abdelfattah et al.) on CIFAR-10 / CIFAR-100 / ImageNet16-120.
 PUBLISHED_RHO = {

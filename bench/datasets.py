@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from bench.ground_truth import canonical_dataset
+from cbred.bench.ground_truth import canonical_dataset
 
 DATA_ENV = "CBRED_DATA_ROOT"
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from bench.ground_truth import DATASETS, load_ground_truth
-from reduce.search import (
+from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.reduce.search import (
     PROXY_SECONDS,
     TRAIN_SECONDS,
     AccuracyObjective,
@@ -39,7 +38,7 @@ from reduce.search import (
     nb201_search_space,
     regularized_evolution,
 )
-from reduce.subspace import Subspace
+from cbred.reduce.subspace import Subspace
 
 SHORT = {"cifar10": "C10", "cifar100": "C100", "imagenet16_120": "IN16"}
 ANALYTIC = ("params", "flops")
@@ -94,7 +93,7 @@ class ScoreSource:
 
 
 def _from_store(path: Path, name: str, dataset: str, batch_size: int | None, seed: int | None):
-    from proxies.store import ScoreStore
+    from cbred.proxies.store import ScoreStore
 
     where: dict[str, object] = {"space": "nb201", "statistic": name, "dataset": dataset}
     if batch_size is not None:
@@ -127,7 +126,7 @@ def load_scores(
     ``params``/``flops`` are always computed analytically for the whole space (they equal
     the scored networks' counts), so they never limit coverage.
     """
-    from reduce.pipeline import load_score_table
+    from cbred.reduce.pipeline import load_score_table
 
     series: dict[str, pd.Series] = {}
     origin: dict[str, str] = {}
@@ -163,7 +162,7 @@ def load_scores(
 
 def _shipped(name: str, dataset: str, batch_size: int | None, seed: int | None):
     """``name`` from the shipped NB201 table when its setting matches the filters, else None."""
-    from reduce.pipeline import shipped_statistic
+    from cbred.reduce.pipeline import shipped_statistic
 
     values = shipped_statistic(name)
     if values is None:
@@ -295,7 +294,7 @@ def bestofn_runs(
     space = search_space(source.coverage(statistics), subspace)
 
     def ensemble_incumbents(result: SearchResult) -> np.ndarray:
-        from reduce.search.random_search import ensemble_scores
+        from cbred.reduce.search.random_search import ensemble_scores
 
         rows = _charged(result)
         values = rows[list(statistics)].to_numpy(float)
@@ -593,7 +592,7 @@ def gap_evidence(runs: Sequence[Runs], corr: pd.DataFrame) -> list[str]:
 def correlation_markdown(source: ScoreSource) -> tuple[pd.DataFrame, str]:
     """Spearman ρ / Kendall τ of each statistic on its covered architectures, beside the
     published values (reuses :func:`bench.correlation.correlation_table`)."""
-    from bench.correlation import correlation_table
+    from cbred.bench.correlation import correlation_table
 
     frames = []
     for name, values in source.series.items():

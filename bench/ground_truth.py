@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from bench.nb201 import Arch, NB201Space, parse_arch
+from cbred.bench.nb201 import Arch, NB201Space, parse_arch
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16_120")
 NATS_ENV = "CBRED_NATS_PATH"

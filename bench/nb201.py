@@ -189,7 +189,7 @@ class NB201Space:
     name = "nb201"
 
     def __init__(self) -> None:
-        from bench.ground_truth import bundled_table
+        from cbred.bench.ground_truth import bundled_table
 
         strings = bundled_table()["arch"].tolist()
         self._archs = [Arch.from_string(s) for s in strings]

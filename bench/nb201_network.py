@@ -13,9 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from cbred.bench.nb201 import EDGES, NUM_NODES, Arch, NB201Space, parse_arch
 from torch import nn
-
-from bench.nb201 import EDGES, NUM_NODES, Arch, NB201Space, parse_arch
 
 
 class ReLUConvBN(nn.Module):

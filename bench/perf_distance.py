@@ -1,4 +1,4 @@
-"""Benchmark of the distance matrices: ``python -m bench.perf_distance [--smoke]``.
+"""Benchmark of the distance matrices: ``python -m cbred.bench.perf_distance [--smoke]``.
 
 Figures printed:
 
@@ -42,14 +42,14 @@ def _inputs(kind: str, smoke: bool) -> object:
     if kind == "nb201":
         if smoke:
             return np.random.default_rng(0).integers(0, 5, size=(400, 51))
-        from cgraph.nb201 import space_op_counts
+        from cbred.cgraph.nb201 import space_op_counts
 
         return space_op_counts()
     if kind == "unique":
         n = 300 if smoke else 15625
         return np.random.default_rng(1).dirichlet(np.ones(GENERAL_OPS), size=n)
     if kind == "edit":
-        from bench.nb201 import NB201Space
+        from cbred.bench.nb201 import NB201Space
 
         space = NB201Space()
         return space.op_matrix[:400] if smoke else space
@@ -58,7 +58,7 @@ def _inputs(kind: str, smoke: bool) -> object:
 
 def run_job(job: str, smoke: bool) -> dict[str, float]:
     """Compute one matrix (``kind:metric``) in this process; its time and the inputs' time."""
-    from cgraph.distance import pairwise
+    from cbred.cgraph.distance import pairwise
 
     kind, metric = job.split(":")
     start = time.perf_counter()
@@ -81,7 +81,7 @@ def measure(job: str, smoke: bool, repeats: int) -> dict[str, float]:
             result = run_job(job, smoke)
             result["peak_gib"] = _peak_rss_gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         else:
-            command = [sys.executable, "-m", "bench.perf_distance", "--job", job]
+            command = [sys.executable, "-m", "cbred.bench.perf_distance", "--job", job]
             child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             output = child.stdout.read()  # type: ignore[union-attr]
             _, status, usage = os.wait4(child.pid, 0)
@@ -103,10 +103,9 @@ def measure(job: str, smoke: bool, repeats: int) -> dict[str, float]:
 def edit_speedup(matrix_seconds: float, n: int, pairs: int, seed: int) -> dict[str, float]:
     """Median networkx GED time per cell pair vs the matrix's time per entry (same values)."""
     import networkx as nx
-
-    from bench.nb201 import SPACE_SIZE, Arch
-    from cgraph.distance import cell_graph, nb201_edit_matrix
-    from cgraph.distance.nb201_edit import cell_networkx_costs
+    from cbred.bench.nb201 import SPACE_SIZE, Arch
+    from cbred.cgraph.distance import cell_graph, nb201_edit_matrix
+    from cbred.cgraph.distance.nb201_edit import cell_networkx_costs
 
     rng = np.random.default_rng(seed)
     archs = [Arch.from_code(int(c)) for c in rng.integers(0, SPACE_SIZE, size=2 * pairs)]
@@ -136,7 +135,7 @@ def edit_speedup(matrix_seconds: float, n: int, pairs: int, seed: int) -> dict[s
 def _perturbed(graph: object, edits: int, seed: int) -> tuple[object, float]:
     """A copy with ``edits`` random relabels, node deletions and edge flips, and the cost
     of that edit script (an upper bound on the true distance)."""
-    from cgraph.distance import edit_path_cost
+    from cbred.cgraph.distance import edit_path_cost
 
     rng = np.random.default_rng(seed)
     other = graph.copy()  # type: ignore[attr-defined]
@@ -167,8 +166,8 @@ def _perturbed(graph: object, edits: int, seed: int) -> tuple[object, float]:
 
 def approximation_small(pairs: int, seed: int) -> dict[str, float]:
     """Approximation vs exact GED on random DAGs of 2-6 nodes."""
-    from cgraph.distance import approx_edit_distance, edit_distance
-    from cgraph.distance.edit import random_labelled_dag
+    from cbred.cgraph.distance import approx_edit_distance, edit_distance
+    from cbred.cgraph.distance.edit import random_labelled_dag
 
     rng = np.random.default_rng(seed)
     rel, exact_t, approx_t, hits = [], [], [], 0
@@ -200,8 +199,8 @@ def approximation_small(pairs: int, seed: int) -> dict[str, float]:
 def approximation_large(sizes: tuple[int, ...], pairs: int, seed: int) -> list[dict[str, float]]:
     """Approximation on larger DAGs (mean out-degree ~2): time, gap to the lower bound and
     to the edit script that made the pair."""
-    from cgraph.distance import approx_edit_distance, edit_lower_bound
-    from cgraph.distance.edit import random_labelled_dag
+    from cbred.cgraph.distance import approx_edit_distance, edit_lower_bound
+    from cbred.cgraph.distance.edit import random_labelled_dag
 
     rows = []
     for n in sizes:
@@ -233,9 +232,9 @@ def approximation_traced(
     cells_per_stage: tuple[int, ...], pairs: int, seed: int
 ) -> list[dict[str, float]]:
     """Approximation on kernel graphs of traced NB201 networks of seeded random cells."""
-    from bench.nb201 import NB201Space
-    from cgraph.distance import approx_edit_distance, edit_lower_bound, kernel_graph
-    from cgraph.nb201 import nb201_graph
+    from cbred.bench.nb201 import NB201Space
+    from cbred.cgraph.distance import approx_edit_distance, edit_lower_bound, kernel_graph
+    from cbred.cgraph.nb201 import nb201_graph
 
     space = NB201Space()
     rows = []

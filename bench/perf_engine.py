@@ -1,7 +1,7 @@
 """Benchmark of the scoring engine: throughput per executor and store overhead.
 
-    python -m bench.perf_engine            # 24 NB201 architectures, C=16, N=5, batch 64
-    python -m bench.perf_engine --smoke    # tiny networks, seconds
+    python -m cbred.bench.perf_engine            # 24 NB201 architectures, C=16, N=5, batch 64
+    python -m cbred.bench.perf_engine --smoke    # tiny networks, seconds
 
 Prints architectures per second for NASWOT alone and for the fused suite
 (params, FLOPs, NASWOT, synflow, snip, grad_norm, jacob_cov) with one in-process
@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from proxies.engine import ScoreJob, run_scoring
-from proxies.executors import InProcessExecutor, ProcessPoolExecutor
-from proxies.store import ScoreRow, ScoreStore
+from cbred.proxies.engine import ScoreJob, run_scoring
+from cbred.proxies.executors import InProcessExecutor, ProcessPoolExecutor
+from cbred.proxies.store import ScoreRow, ScoreStore
 
 SUITE = ("params", "flops", "naswot", "synflow", "snip", "grad_norm", "jacob_cov")
 
@@ -50,7 +50,7 @@ def executors(with_ray: bool) -> list[tuple[str, Callable[[], object]]]:
     ]
     if with_ray:
         try:
-            from proxies.executors import RayExecutor
+            from cbred.proxies.executors import RayExecutor
         except ImportError:
             print("ray not installed: skipping the Ray executor")
         else:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tiny = dict(batch_size=8, channels=4, cells_per_stage=1) if args.smoke else {}
     n = 4 if args.smoke else args.archs
-    from bench.nb201 import NB201Space
+    from cbred.bench.nb201 import NB201Space
 
     archs = [int(a) for a in NB201Space().sample(n, seed=0)]
     print(f"{n} NB201 architectures, setting {tiny or 'C=16, N=5, batch 64'}")

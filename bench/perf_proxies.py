@@ -1,6 +1,6 @@
 """Cost of each training-free statistic on NB201, and the saving of fused passes.
 
-    python -m bench.perf_proxies --archs 5 --seed 0
+    python -m cbred.bench.perf_proxies --archs 5 --seed 0
 
 For a seeded sample of NB201 architectures that have a path from cell input to output
 (C=16, N=5, a CIFAR-10 batch of 64 from the bundled sample), times every statistic scored
@@ -19,10 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from bench.datasets import get_batch
-from bench.nb201 import NB201Space
-from proxies import available_proxies, nb201_model, score
+from cbred.bench.datasets import get_batch
+from cbred.bench.nb201 import NB201Space
+from cbred.proxies import available_proxies, nb201_model, score
 
 SUITE = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot")
 # The same suite without GraSP, whose double backward alone costs most of the suite.

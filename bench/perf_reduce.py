@@ -1,6 +1,6 @@
 """C-BRED acceptance table and stage timings on NAS-Bench-201.
 
-``python -m bench.perf_reduce`` prints, for every distance × clusterer × statistic ×
+``python -m cbred.bench.perf_reduce`` prints, for every distance × clusterer × statistic ×
 cluster scoring function, the selected subspace's size and share of the space, its
 mean and max test accuracy on CIFAR-10, CIFAR-100 and ImageNet16-120, and the share
 of the space's top-1% architectures (per data set) that it keeps, under the
@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from bench.ground_truth import DATASETS, load_ground_truth
-from reduce.cbred import cbred_reduce
-from reduce.cluster import make_clusterer
-from reduce.pipeline import (
+from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.reduce.cbred import cbred_reduce
+from cbred.reduce.cluster import make_clusterer
+from cbred.reduce.pipeline import (
     DEFAULT_K,
     ProxyScorer,
     eta_candidates,
@@ -44,8 +43,8 @@ from reduce.pipeline import (
     nb201_points,
     score_source,
 )
-from reduce.report import evaluate_subspace
-from reduce.select import select_best_parameter
+from cbred.reduce.report import evaluate_subspace
+from cbred.reduce.select import select_best_parameter
 
 SHORT = {"cifar10": "c10", "cifar100": "c100", "imagenet16_120": "in16"}
 DEFAULT_F = ("median", "quantile:0.9", "mean_rank", "share_above:0.9")
@@ -200,7 +199,7 @@ def default_over_seeds(features: str, k_values: Sequence[int], seeds: int) -> li
     """The default configuration for seeds 0..seeds-1: size, K and CIFAR-100 mean per seed,
     and whether the targets hold for every seed (the k-means start is the only random part
     when the statistic comes from a full table)."""
-    from reduce.pipeline import reduce_nb201
+    from cbred.reduce.pipeline import reduce_nb201
 
     truth = load_ground_truth()
     points = nb201_points(DEFAULT_CONFIG["distance"], features)
@@ -236,7 +235,7 @@ def end_to_end(command: list[str]) -> tuple[float, str]:
     """Run ``cbred reduce`` in a fresh interpreter; wall seconds and its stage line."""
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "reduce", *command],
+        [sys.executable, "-m", "cbred.bench.cli", "reduce", *command],
         capture_output=True,
         text=True,
         check=False,
@@ -250,7 +249,7 @@ def end_to_end(command: list[str]) -> tuple[float, str]:
 
 def end_to_end_here(command: list[str]) -> tuple[float, str]:
     """Like :func:`end_to_end` but in this interpreter (imports already paid)."""
-    from bench.cli import main as cli_main
+    from cbred.bench.cli import main as cli_main
 
     buffer = io.StringIO()
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Acceptance benchmark of TE-NAS: accuracy of the found architectures and CPU search time.
 
-``python -m bench.perf_tenas --seeds 5`` runs one TE-NAS search per seed and prints the
+``python -m cbred.bench.perf_tenas --seeds 5`` runs one TE-NAS search per seed and prints the
 mean ± std test accuracy (NB201, 200 epochs) of the found architectures on CIFAR-10,
 CIFAR-100 and ImageNet16-120 beside the published TE-NAS row, with our CPU seconds per
 search beside the paper's 1558 GPU seconds.
@@ -21,9 +21,8 @@ import time
 
 import numpy as np
 import torch
-
-from bench.ground_truth import DATASETS, load_ground_truth
-from reduce.tenas import TenasConfig, tenas_search
+from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.reduce.tenas import TenasConfig, tenas_search
 
 PAPER = {"cifar10": (93.9, 0.47), "cifar100": (71.24, 0.56), "imagenet16_120": (42.38, 0.46)}
 PAPER_SECONDS = 1558.0

@@ -1,6 +1,6 @@
 """Benchmark of graph tracing: the whole NB201 space, the naive path, the model zoo.
 
-``python -m bench.perf_trace`` prints, in one fresh (cold) process:
+``python -m cbred.bench.perf_trace`` prints, in one fresh (cold) process:
 
 1. NB201 full space: time to build the graph and op-usage distribution of every
    architecture with the template path (:mod:`cgraph.nb201`), templates and the
@@ -29,11 +29,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-
-from bench.nb201 import NB201Space
-from bench.nb201_network import build_network
-from cgraph import trace, zoo
-from cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
+from cbred.bench.nb201 import NB201Space
+from cbred.bench.nb201_network import build_network
+from cbred.cgraph import trace, zoo
+from cbred.cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
 
 
 def peak_rss_mb() -> float:

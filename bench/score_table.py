@@ -5,8 +5,8 @@ here as Parquet, one row per scored architecture and one column per statistic,
 so that C-BRED and the searches run on NB201 without scoring anything.  Its
 ``attrs`` record the setting it was scored under and its coverage of the space.
 
-    python -m bench.score_table --store scores.db        # pack a store into the package
-    python -m bench.score_table --store scores.db --merge rest.db   # first merge other stores
+    python -m cbred.bench.score_table --store scores.db        # pack a store into the package
+    python -m cbred.bench.score_table --store scores.db --merge rest.db   # first merge other stores
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-
-from bench.nb201 import SPACE_SIZE, default_space
+from cbred.bench.nb201 import SPACE_SIZE, default_space
 
 TABLE_NAME = "nb201_scores.parquet"
 SETTING_COLUMNS = ("dataset", "batch_size", "seed")
@@ -36,7 +35,7 @@ def pack_store(
     The store must hold a single setting (data set, batch size, seed); failed values
     stay NaN.  ``channels``/``cells_per_stage`` name the network width it was scored at.
     """
-    from proxies.store import ScoreStore
+    from cbred.proxies.store import ScoreStore
 
     with ScoreStore(store_path) as store:
         rows = store.frame(space="nb201")
@@ -73,7 +72,7 @@ def shipped_scores() -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(
             f"no shipped score table at {path}; score the space with 'cbred score' and pack "
-            "it with 'python -m bench.score_table --store scores.db'"
+            "it with 'python -m cbred.bench.score_table --store scores.db'"
         )
     with resources.as_file(path) as file:
         return pd.read_parquet(file)
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "data" / TABLE_NAME))
     args = parser.parse_args(argv)
     if args.merge:
-        from proxies.store import ScoreStore
+        from cbred.proxies.store import ScoreStore
 
         with ScoreStore(args.store) as store:
             for other in args.merge:

@@ -7,9 +7,9 @@ for the whole space quickly; :mod:`cgraph.export` converts graphs to networkx,
 PyTorch Geometric and JSON.
 """
 
-from cgraph.graph import MEMORY_KINDS, CompGraph, GraphSummary
-from cgraph.trace import TraceError, TraceFallbackWarning, trace
-from cgraph.vocab import VOCAB, VOCAB_INDEX
+from cbred.cgraph.graph import MEMORY_KINDS, CompGraph, GraphSummary
+from cbred.cgraph.trace import TraceError, TraceFallbackWarning, trace
+from cbred.cgraph.vocab import VOCAB, VOCAB_INDEX
 
 __all__ = [
     "MEMORY_KINDS",

@@ -19,10 +19,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import torch
+from cbred.cgraph.graph import MEMORY_KINDS, CompGraph
+from cbred.cgraph.vocab import VOCAB, op_index
 from torch_geometric.data import HeteroData
-
-from cgraph.graph import MEMORY_KINDS, CompGraph
-from cgraph.vocab import VOCAB, op_index
 
 FORMAT = "cbred.compgraph"
 VERSION = 1

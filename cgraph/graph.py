@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from cgraph.vocab import VOCAB, histogram
+from cbred.cgraph.vocab import VOCAB, histogram
 
 MEMORY_KINDS: tuple[str, ...] = (
     "parameter",

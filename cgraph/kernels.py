@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from numbers import Number
 from typing import Any
 
+from cbred.cgraph.vocab import refine
 from torch import nn
-
-from cgraph.vocab import refine
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,11 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from cbred.bench.nb201 import EDGES, NUM_NODES, OPS, Arch, NB201Space, parse_arch
+from cbred.bench.nb201_network import NB201Network, make_op, stage_channels
+from cbred.cgraph.graph import INPUT, CompGraph, Fragment, GraphBuilder
+from cbred.cgraph.trace import trace_fragment
 from torch import nn
-
-from bench.nb201 import EDGES, NUM_NODES, OPS, Arch, NB201Space, parse_arch
-from bench.nb201_network import NB201Network, make_op, stage_channels
-from cgraph.graph import INPUT, CompGraph, Fragment, GraphBuilder
-from cgraph.trace import trace_fragment
 
 _ROOT = "m"
 _STAGES = 3

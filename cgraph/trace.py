@@ -31,11 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import fx, nn
-from torch.overrides import TorchFunctionMode
-from torch.utils import _pytree as pytree
-
-from cgraph.graph import (
+from cbred.cgraph.graph import (
     ACTIVATION,
     BUFFER,
     CONSTANT,
@@ -46,8 +42,11 @@ from cgraph.graph import (
     Fragment,
     GraphBuilder,
 )
-from cgraph.kernels import Operand, bind_function, bind_module, describe
-from cgraph.vocab import VOCAB_INDEX, function_family, module_family, normalise_name
+from cbred.cgraph.kernels import Operand, bind_function, bind_module, describe
+from cbred.cgraph.vocab import VOCAB_INDEX, function_family, module_family, normalise_name
+from torch import fx, nn
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
 
 FALLBACKS = ("eager", "error")
 _TORCH_DIR = os.path.dirname(torch.__file__)

@@ -5,10 +5,10 @@ fewest shared passes; ``register_proxy`` adds a statistic; ``score_nb201`` score
 NB201 architecture on a seeded bundled batch; :mod:`proxies.ensemble` ranks populations.
 """
 
-from proxies import activation, cost, saliency  # noqa: F401  (registers the statistics)
-from proxies.api import ScoreResult, nb201_model, score, score_nb201
-from proxies.ensemble import mean_rank, ranks, vote
-from proxies.registry import (
+from cbred.proxies import activation, cost, saliency  # noqa: F401  (registers the statistics)
+from cbred.proxies.api import ScoreResult, nb201_model, score, score_nb201
+from cbred.proxies.ensemble import mean_rank, ranks, vote
+from cbred.proxies.registry import (
     ProxySpec,
     ProxyUndefined,
     available_proxies,

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 
 import torch
-
-from proxies.layers import logdet_psd
-from proxies.passes import PassResults
-from proxies.registry import ProxyUndefined, register_proxy
-from proxies.saliency import layer_snr, snip_saliency
+from cbred.proxies.layers import logdet_psd
+from cbred.proxies.passes import PassResults
+from cbred.proxies.registry import ProxyUndefined, register_proxy
+from cbred.proxies.saliency import layer_snr, snip_saliency
 
 MELLOR = "Mellor et al., Neural Architecture Search without Training, ICML 2021"
 TENAS = "Chen et al., TE-NAS, ICLR 2021"

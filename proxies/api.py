@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+from cbred.bench.datasets import NUM_CLASSES, get_batch
+from cbred.bench.ground_truth import canonical_dataset
+from cbred.bench.nb201 import Arch, parse_arch
+from cbred.bench.nb201_network import build_network
+from cbred.proxies.passes import MAIN_FEATURES, PassResults, plan, run_pass, seeded
+from cbred.proxies.registry import ProxySpec, ProxyUndefined, available_proxies, get_proxy
 from torch import nn
-
-from bench.datasets import NUM_CLASSES, get_batch
-from bench.ground_truth import canonical_dataset
-from bench.nb201 import Arch, parse_arch
-from bench.nb201_network import build_network
-from proxies.passes import MAIN_FEATURES, PassResults, plan, run_pass, seeded
-from proxies.registry import ProxySpec, ProxyUndefined, available_proxies, get_proxy
 
 # Errors a statistic's computation may raise on a numerically bad network; bugs elsewhere
 # (TypeError, AttributeError, ...) still surface.

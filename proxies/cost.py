@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxies.passes import PassResults
-from proxies.registry import ProxyUndefined, register_proxy
+from cbred.proxies.passes import PassResults
+from cbred.proxies.registry import ProxyUndefined, register_proxy
 
 
 @register_proxy(

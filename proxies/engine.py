@@ -17,9 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from cbred.proxies.store import ScoreRow, ScoreStore
 from tqdm.auto import tqdm
-
-from proxies.store import ScoreRow, ScoreStore
 
 ChunkFn = Callable[["ScoreJob", Sequence[int]], list[ScoreRow]]
 
@@ -38,8 +37,8 @@ class ScoreJob:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        from bench.ground_truth import canonical_dataset
-        from proxies.registry import get_proxy
+        from cbred.bench.ground_truth import canonical_dataset
+        from cbred.proxies.registry import get_proxy
 
         if self.space != "nb201":
             raise ValueError(f"unknown space {self.space!r}; expected 'nb201'")
@@ -71,8 +70,8 @@ def statistic_version(name: str, channels: int, cells_per_stage: int) -> str:
     :data:`proxies.passes.FEATURE_VERSIONS` of the features it reads, not the passes'
     source, so that a refactor or a speed-up of a pass keeps every stored value valid.
     """
-    from proxies.passes import FEATURE_VERSIONS, PASSES_VERSION
-    from proxies.registry import get_proxy
+    from cbred.proxies.passes import FEATURE_VERSIONS, PASSES_VERSION
+    from cbred.proxies.registry import get_proxy
 
     spec = get_proxy(name)
     text = inspect.getsource(spec.fn) + f"|passes={PASSES_VERSION}"
@@ -89,7 +88,7 @@ def score_chunk(job: ScoreJob, archs: Sequence[int]) -> list[ScoreRow]:
     An exception while scoring one architecture is recorded in the error text of the rows
     it affects instead of ending the chunk.
     """
-    from bench.nb201 import default_space
+    from cbred.bench.nb201 import default_space
 
     space = default_space()
     versions = job.versions
@@ -126,7 +125,7 @@ def _score_one(job: ScoreJob, index: int) -> tuple[dict[str, float], dict[str, s
     one failing statistic does not take the others' values with it (fused and separate
     values are equal by construction of :func:`proxies.score`).
     """
-    from proxies.api import score_nb201
+    from cbred.proxies.api import score_nb201
 
     setting = (job.dataset, job.batch_size, job.seed, job.channels, job.cells_per_stage, job.device)
     try:
@@ -182,7 +181,7 @@ def run_scoring(
     chunk_fn: ChunkFn = score_chunk,
 ) -> RunSummary:
     """Score every architecture in ``archs`` that the store lacks; returns a summary."""
-    from proxies.executors import InProcessExecutor
+    from cbred.proxies.executors import InProcessExecutor
 
     if chunk_size < 1:
         raise ValueError(f"chunk size must be >= 1, got {chunk_size}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from cbred.proxies.registry import get_proxy
 from scipy.stats import rankdata
-
-from proxies.registry import get_proxy
 
 VOTE_MEMBERS = ("synflow", "jacob_cov", "snip")
 

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from cbred.proxies.batchnorm import fast_second_order_batch_norm
+from cbred.proxies.layers import KernelCache, logdets_psd, macs_of_call, relu_modules, weight_layers
 from torch import nn
-
-from proxies.batchnorm import fast_second_order_batch_norm
-from proxies.layers import KernelCache, logdets_psd, macs_of_call, relu_modules, weight_layers
 
 MAIN_FEATURES = ("costs", "relu_codes", "layer_codes", "loss_grad", "act_grad", "hvp", "input_grad")
 FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")

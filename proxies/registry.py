@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from proxies.passes import PassResults
+    from cbred.proxies.passes import PassResults
 
 DIRECTIONS = ("higher", "lower")
 
@@ -56,7 +56,7 @@ def register_proxy(
     whether higher or lower values predict better accuracy.  Re-registering a name raises
     unless ``replace=True``.
     """
-    from proxies.passes import FEATURES
+    from cbred.proxies.passes import FEATURES
 
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")

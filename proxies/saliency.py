@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 
 import torch
-
-from proxies.passes import PassResults
-from proxies.registry import ProxyUndefined, register_proxy
+from cbred.proxies.passes import PassResults
+from cbred.proxies.registry import ProxyUndefined, register_proxy
 
 ABDELFATTAH = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 

@@ -7,18 +7,18 @@ k-medoids on weighted distinct points), :mod:`reduce.select` (K and η without l
 (tables and plots) and :mod:`reduce.pipeline` (NB201 features, distances, statistics).
 """
 
-from reduce.cbred import Reduction, cbred_reduce
-from reduce.cluster import (
+from cbred.reduce.cbred import Reduction, cbred_reduce
+from cbred.reduce.cluster import (
     KMeansClusterer,
     KMedoidsClusterer,
     Points,
     SpectralClusterer,
     make_clusterer,
 )
-from reduce.pipeline import reduce_nb201
-from reduce.scoring import ScoringFunction, parse_scoring
-from reduce.select import ParameterSelection, select_best_parameter
-from reduce.subspace import Subspace
+from cbred.reduce.pipeline import reduce_nb201
+from cbred.reduce.scoring import ScoringFunction, parse_scoring
+from cbred.reduce.select import ParameterSelection, select_best_parameter
+from cbred.reduce.subspace import Subspace
 
 __all__ = [
     "KMeansClusterer",

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from cbred.reduce.cluster import Points
+from cbred.reduce.scoring import ClusterSamples, ScoringFunction, parse_scoring
+from cbred.reduce.select import ParameterSelection, select_best_parameter
+from cbred.reduce.subspace import Subspace, space_by_name
 from sklearn.base import BaseEstimator, clone
-
-from reduce.cluster import Points
-from reduce.scoring import ClusterSamples, ScoringFunction, parse_scoring
-from reduce.select import ParameterSelection, select_best_parameter
-from reduce.subspace import Subspace, space_by_name
 
 ScoreSource = pd.Series | np.ndarray | Callable[[np.ndarray], np.ndarray]
 """Per-architecture statistic values, larger is better: a Series indexed by

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from cbred.reduce.additive import AdditiveCodes
 from scipy.linalg import eigh
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
@@ -31,8 +32,6 @@ from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
-
-from reduce.additive import AdditiveCodes
 
 EMBEDDING = "embedding"
 DISTANCES = "distances"

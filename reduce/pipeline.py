@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from cbred.bench.nb201 import OPS, SPACE_SIZE
+from cbred.cgraph.distance.costs import CostModel
+from cbred.reduce.additive import AdditiveCodes
+from cbred.reduce.cbred import Reduction, ScoreSource, cbred_reduce
+from cbred.reduce.cluster import Points, make_clusterer
+from cbred.reduce.subspace import space_by_name
 from sklearn.base import BaseEstimator
-
-from bench.nb201 import OPS, SPACE_SIZE
-from cgraph.distance.costs import CostModel
-from reduce.additive import AdditiveCodes
-from reduce.cbred import Reduction, ScoreSource, cbred_reduce
-from reduce.cluster import Points, make_clusterer
-from reduce.subspace import space_by_name
 
 FEATURES = ("graph", "cell")
 PROBABILISTIC = ("hellinger", "js", "sqrt_js", "kl")
@@ -60,8 +59,8 @@ def nb201_op_counts(features: str = "graph") -> tuple[np.ndarray, tuple[str, ...
         counts = np.stack([(ops == k).sum(axis=1) for k in range(len(OPS))], axis=1)
         return counts.astype(np.float64), OPS
     if features == "graph":
-        from cgraph.nb201 import space_op_counts
-        from cgraph.vocab import VOCAB
+        from cbred.cgraph.nb201 import space_op_counts
+        from cbred.cgraph.vocab import VOCAB
 
         counts = np.asarray(space_op_counts(), dtype=np.float64)
         return counts, tuple(VOCAB)
@@ -74,7 +73,7 @@ def distribution_points(counts: np.ndarray, distance: str) -> Points:
     For Hellinger the points also carry the embedding √p, on which Euclidean
     distance is √2 times Hellinger, so k-means clusters by Hellinger exactly.
     """
-    from cgraph.distance import pairwise, to_distributions
+    from cbred.cgraph.distance import pairwise, to_distributions
 
     if distance not in PROBABILISTIC:
         raise ValueError(
@@ -96,7 +95,7 @@ def distribution_points(counts: np.ndarray, distance: str) -> Points:
 
 def edit_points(cost: CostModel | None = None) -> Points:
     """NB201's 15,625 cells under the exact edit distance, as additive codes (k-medoids)."""
-    from cgraph.distance.nb201_edit import op_cost_table
+    from cbred.cgraph.distance.nb201_edit import op_cost_table
 
     ops = space_by_name("nb201").op_matrix
     n = len(ops)
@@ -131,7 +130,7 @@ def eta_candidates(
 
 def statistic_direction(name: str) -> float:
     """+1 when larger values of statistic ``name`` predict better accuracy, −1 when smaller."""
-    from proxies.registry import available_proxies, get_proxy
+    from cbred.proxies.registry import available_proxies, get_proxy
 
     if name not in available_proxies():
         raise ValueError(
@@ -142,7 +141,7 @@ def statistic_direction(name: str) -> float:
 
 @lru_cache(maxsize=1)
 def _analytic_costs() -> dict[str, np.ndarray]:
-    from bench.nb201_network import space_costs
+    from cbred.bench.nb201_network import space_costs
 
     params, flops = space_costs(space_by_name("nb201"))
     return {"params": params.astype(np.float64), "flops": flops.astype(np.float64)}
@@ -194,7 +193,7 @@ def load_score_table(
 
 def shipped_statistic(statistic: str) -> pd.Series | None:
     """``statistic`` from the shipped NB201 score table (whole or partial), or None."""
-    from bench.score_table import shipped_scores
+    from cbred.bench.score_table import shipped_scores
 
     try:
         table = shipped_scores()
@@ -234,7 +233,7 @@ class ProxyScorer:
         return np.fromiter(self.cache, dtype=np.int64, count=len(self.cache))
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
-        from proxies.api import score_nb201
+        from cbred.proxies.api import score_nb201
 
         start = time.perf_counter()
         for index in map(int, indices):
@@ -288,7 +287,7 @@ def score_source(
         scorer.cache.update(zip(shipped.index.tolist(), shipped.to_numpy(float).tolist()))
         share = len(shipped) / len(space_by_name("nb201"))
         return scorer, f"shipped score table ({share:.0%} of the space), the rest live"
-    return ProxyScorer(statistic, dataset, **proxy_options), "proxies.api.score_nb201"
+    return ProxyScorer(statistic, dataset, **proxy_options), "cbred.proxies.api.score_nb201"
 
 
 def reduce_nb201(

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from bench.ground_truth import DATASETS
-from reduce.cbred import Reduction
+from cbred.bench.ground_truth import DATASETS
+from cbred.reduce.cbred import Reduction
 
 
 def evaluate_subspace(

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, clone
-
-from reduce.cluster import (
+from cbred.reduce.cluster import (
     Points,
     SpectralClusterer,
     affinity_matrix,
@@ -27,6 +25,7 @@ from reduce.cluster import (
     default_eta,
     spectral_embedding,
 )
+from sklearn.base import BaseEstimator, clone
 
 CRITERIA = ("silhouette", "eigengap")
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from bench.nb201 import Arch, NB201Space, parse_arch
+from cbred.bench.nb201 import Arch, NB201Space, parse_arch
 
 _PROVENANCE_PREFIX = "# provenance: "
 

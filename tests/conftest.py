@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session")
 def space():
-    from bench.nb201 import NB201Space
+    from cbred.bench.nb201 import NB201Space
 
     return NB201Space()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from proxies.engine import score_chunk
+from cbred.proxies.engine import score_chunk
 
 
 def die_once_then_score(job, chunk):

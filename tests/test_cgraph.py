@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch import nn
-
-from cgraph import MEMORY_KINDS, VOCAB, VOCAB_INDEX, CompGraph, trace, zoo
-from cgraph.export import (
+from cbred.cgraph import MEMORY_KINDS, VOCAB, VOCAB_INDEX, CompGraph, trace, zoo
+from cbred.cgraph.export import (
     KERNEL_FEATURES,
     MEMORY_FEATURES,
     from_json,
@@ -24,7 +20,10 @@ from cgraph.export import (
     to_networkx,
     to_pyg,
 )
-from cgraph.vocab import normalise_name, refine
+from cbred.cgraph.vocab import normalise_name, refine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
 
 
 class Lambda(nn.Module):

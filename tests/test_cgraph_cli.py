@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from bench import perf_trace
-from bench.cli import main
-from bench.nb201_network import count_params_flops
-from cgraph.export import load
-from cgraph.nb201 import nb201_graph
+from cbred.bench import perf_trace
+from cbred.bench.cli import main
+from cbred.bench.nb201_network import count_params_flops
+from cbred.cgraph.export import load
+from cbred.cgraph.nb201 import nb201_graph
 
 
 def test_trace_nb201_writes_json_and_prints_summary(tmp_path, capsys):
@@ -33,7 +32,7 @@ def test_trace_nb201_slow_path_agrees(capsys):
 def test_trace_user_model_graphml_and_pyg(tmp_path, capsys):
     for suffix in (".graphml", ".pt"):
         out = tmp_path / f"g{suffix}"
-        argv = ["trace", "--model", "cgraph.zoo:MobileNetV2", "--input-shape", "1,3,32,32"]
+        argv = ["trace", "--model", "cbred.cgraph.zoo:MobileNetV2", "--input-shape", "1,3,32,32"]
         assert main([*argv, "--out", str(out)]) == 0
         assert out.stat().st_size > 0
     assert "dwconv3x3:3" in capsys.readouterr().out
@@ -45,16 +44,16 @@ def test_trace_user_model_graphml_and_pyg(tmp_path, capsys):
     ("argv", "message"),
     [
         (["--model", "no_such_module:f", "--input-shape", "1,3"], "cannot import"),
-        (["--model", "cgraph.zoo", "--input-shape", "1,3"], "package.module:factory"),
-        (["--model", "cgraph.zoo:ResNet"], "--input-shape"),
-        (["--model", "cgraph.zoo:ResNet", "--input-shape", "1,x"], "comma-separated"),
-        (["--model", "cgraph.zoo:ZOO", "--input-shape", "1,3"], "no callable"),
+        (["--model", "cbred.cgraph.zoo", "--input-shape", "1,3"], "package.module:factory"),
+        (["--model", "cbred.cgraph.zoo:ResNet"], "--input-shape"),
+        (["--model", "cbred.cgraph.zoo:ResNet", "--input-shape", "1,x"], "comma-separated"),
+        (["--model", "cbred.cgraph.zoo:ZOO", "--input-shape", "1,3"], "no callable"),
         (["--space", "nb201"], "--arch"),
         (["--space", "nb201", "--arch", "99999"], "99999"),
         (
             [
                 "--model",
-                "cgraph.zoo:DataDependentNet",
+                "cbred.cgraph.zoo:DataDependentNet",
                 "--input-shape",
                 "1,3,8,8",
                 "--fallback",

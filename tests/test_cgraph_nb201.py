@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cbred.bench.nb201 import OPS, SPACE_SIZE, Arch
+from cbred.bench.nb201_network import build_network, count_params_flops
+from cbred.cgraph import VOCAB, VOCAB_INDEX, trace
+from cbred.cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from bench.nb201 import OPS, SPACE_SIZE, Arch
-from bench.nb201_network import build_network, count_params_flops
-from cgraph import VOCAB, VOCAB_INDEX, trace
-from cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
 
 CHANNELS, CELLS = 4, 1
 

@@ -8,12 +8,11 @@ import warnings
 import networkx as nx
 import pytest
 import torch
+from cbred.cgraph import MEMORY_KINDS, TraceError, TraceFallbackWarning, trace, zoo
+from cbred.cgraph.export import to_networkx
+from cbred.cgraph.graph import PARAMETER
+from cbred.cgraph.trace import _EagerRecorder, _run_preserving
 from torch import nn
-
-from cgraph import MEMORY_KINDS, TraceError, TraceFallbackWarning, trace, zoo
-from cgraph.export import to_networkx
-from cgraph.graph import PARAMETER
-from cgraph.trace import _EagerRecorder, _run_preserving
 
 TRACEABLE = [name for name, entry in zoo.ZOO.items() if entry.fx_traceable]
 

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from bench.cli import build_parser, main
+from cbred.bench.cli import build_parser, main
 
 
 def _subcommands(parser):
@@ -60,6 +59,6 @@ def test_space_arch_and_errors(capsys):
 
 def test_console_script_entry_point():
     result = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "space", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "cbred.bench.cli", "space", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "info" in result.stdout

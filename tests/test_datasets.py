@@ -7,8 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from bench.datasets import (
+from cbred.bench.datasets import (
     MEAN_STD,
     bundled_cifar10,
     get_batch,

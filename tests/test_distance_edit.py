@@ -5,10 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from cgraph.distance import (
+from cbred.cgraph.distance import (
     CostModel,
     approx_edit_distance,
     edit_distance,
@@ -17,7 +14,9 @@ from cgraph.distance import (
     edit_path_cost,
     family_of,
 )
-from cgraph.distance.edit import random_labelled_dag
+from cbred.cgraph.distance.edit import random_labelled_dag
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 OPS = ("conv3x3", "conv1x1", "avg_pool3x3", "max_pool3x3", "relu", "add")
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from bench.nb201 import OPS, SPACE_SIZE, Arch, NB201Space
-from cgraph.distance import CostModel, cell_edit_distance, cell_graph, nb201_edit_matrix
-from cgraph.distance.nb201_edit import (
+from cbred.bench.nb201 import OPS, SPACE_SIZE, Arch, NB201Space
+from cbred.cgraph.distance import CostModel, cell_edit_distance, cell_graph, nb201_edit_matrix
+from cbred.cgraph.distance.nb201_edit import (
     cell_networkx_costs,
     default_node_penalty,
     op_cost_table,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _random_archs(n: int, seed: int) -> list[Arch]:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
-from cgraph.distance import (
+from cbred.cgraph.distance import (
     hellinger_matrix,
     js_matrix,
     kl_matrix,
     sqrt_js_matrix,
     to_distributions,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 LN2 = np.log(2.0)
 MATRICES = {

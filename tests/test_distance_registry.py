@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from bench.cli import main as cli_main
-from cgraph import trace
-from cgraph.distance import (
+from cbred.bench.cli import main as cli_main
+from cbred.cgraph import trace
+from cbred.cgraph.distance import (
     CostModel,
     approx_edit_distance,
     available_metrics,
@@ -23,6 +21,7 @@ from cgraph.distance import (
     registry,
     to_distributions,
 )
+from torch import nn
 
 
 def small_cnn() -> nn.Module:
@@ -160,7 +159,7 @@ def test_cli_space_and_models(tmp_path, capsys, monkeypatch) -> None:
 
 
 def test_cli_space_uses_space_op_counts(tmp_path, capsys, monkeypatch) -> None:
-    import cgraph.nb201
+    import cbred.cgraph.nb201
 
     calls = []
 
@@ -168,7 +167,7 @@ def test_cli_space_uses_space_op_counts(tmp_path, capsys, monkeypatch) -> None:
         calls.append((len(space), channels, cells_per_stage))
         return np.random.default_rng(0).integers(0, 4, size=(30, 6)) + np.eye(30, 6, dtype=int)
 
-    monkeypatch.setattr(cgraph.nb201, "space_op_counts", fake_counts)
+    monkeypatch.setattr(cbred.cgraph.nb201, "space_op_counts", fake_counts)
     out = tmp_path / "D.npy"
     args = ["distance", "--space", "nb201", "--metric", "js", "--channels", "8", "--cells", "1"]
     assert cli_main([*args, "--dtype", "float64", "--out", str(out)]) == 0
@@ -181,7 +180,7 @@ def test_cli_space_uses_space_op_counts(tmp_path, capsys, monkeypatch) -> None:
 
 
 def test_benchmark_smoke(capsys) -> None:
-    from bench.perf_distance import main as bench_main
+    from cbred.bench.perf_distance import main as bench_main
 
     assert bench_main(["--smoke"]) == 0
     text = capsys.readouterr().out

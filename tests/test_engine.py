@@ -13,12 +13,11 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from cbred.proxies.engine import ScoreJob, missing_archs, run_scoring, score_chunk
+from cbred.proxies.executors import InProcessExecutor, ProcessPoolExecutor
+from cbred.proxies.registry import register_proxy, unregister_proxy
+from cbred.proxies.store import ScoreRow, ScoreStore
 from engine_helpers import always_raise, die_once_then_score
-
-from proxies.engine import ScoreJob, missing_archs, run_scoring, score_chunk
-from proxies.executors import InProcessExecutor, ProcessPoolExecutor
-from proxies.registry import register_proxy, unregister_proxy
-from proxies.store import ScoreRow, ScoreStore
 
 TINY = dict(batch_size=8, channels=4, cells_per_stage=1)
 ARCHS = [0, 6111, 857, 123]
@@ -97,7 +96,7 @@ def test_resume_after_sigkill(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "bench.cli",
+        "cbred.bench.cli",
         "score",
         "--proxies",
         "params,naswot",
@@ -212,7 +211,7 @@ def test_in_process_run_matches_chunk_values(tmp_path):
 
 def test_ray_executor_matches_in_process(tmp_path):
     pytest.importorskip("ray")
-    from proxies.executors import RayExecutor
+    from cbred.proxies.executors import RayExecutor
 
     job = ScoreJob(("params", "naswot"), **TINY)
     executor = RayExecutor(init_kwargs={"num_cpus": 2})

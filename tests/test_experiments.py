@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench import experiments as ex
-from bench.cli import main
-from bench.ground_truth import load_ground_truth
-from proxies.store import ScoreRow, ScoreStore
-from reduce.subspace import Subspace
+from cbred.bench import experiments as ex
+from cbred.bench.cli import main
+from cbred.bench.ground_truth import load_ground_truth
+from cbred.proxies.store import ScoreRow, ScoreStore
+from cbred.reduce.subspace import Subspace
 
 COVERED = np.sort(np.random.default_rng(0).choice(15625, size=400, replace=False))
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from nats_fixture import accuracy, write_tiny_nats
-
-from bench.ground_truth import (
+from cbred.bench.ground_truth import (
     NATS_ENV,
     BundledGroundTruth,
     NatsBenchGroundTruth,
     canonical_dataset,
     load_ground_truth,
 )
+from nats_fixture import accuracy, write_tiny_nats
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from bench.nb201_network import build_network, count_params_flops, space_costs
+from cbred.bench.nb201_network import build_network, count_params_flops, space_costs
 
 xmodels = pytest.importorskip("xautodl.models")
 flop_benchmark = pytest.importorskip("xautodl.utils.flop_benchmark")
@@ -92,8 +91,8 @@ def test_bad_builder_arguments():
 def test_reference_cells_differ_from_the_official_only_in_the_bias() -> None:
     """cell_affine=False (the zero-cost-proxy code's cells): conv bias, BN without affine;
     same logits and weight gradients for the same weights, a different Fisher value."""
-    import proxies
-    from bench.datasets import get_batch
+    from cbred import proxies
+    from cbred.bench.datasets import get_batch
 
     arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
     official = build_network(arch, channels=4, cells_per_stage=1)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from bench.nb201 import (
+from cbred.bench.nb201 import (
     EDGES,
     NUM_ISOMORPHISM_CLASSES,
     OPS,
@@ -16,6 +13,8 @@ from bench.nb201 import (
     InvalidArchitectureError,
     parse_arch,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 archs = st.tuples(*[st.sampled_from(OPS)] * len(EDGES)).map(Arch)
 BEST_C10 = (

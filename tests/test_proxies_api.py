@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
+from cbred import proxies
+from cbred.bench.datasets import get_batch
+from cbred.proxies.passes import plan
 from torch import nn
-
-import proxies
-from bench.datasets import get_batch
-from proxies.passes import plan
 
 torch.set_num_threads(1)
 ARCH = (

@@ -7,9 +7,8 @@ import contextlib
 import pytest
 import torch
 import torch.nn.functional as F
+from cbred.proxies.batchnorm import _BatchNormBackward, fast_second_order_batch_norm
 from torch import nn
-
-from proxies.batchnorm import _BatchNormBackward, fast_second_order_batch_norm
 
 EPS = 1e-5
 

@@ -6,9 +6,8 @@ import argparse
 
 import numpy as np
 import pandas as pd
-
-from bench import correlation, perf_proxies
-from bench.commands import proxies as proxies_command
+from cbred.bench import correlation, perf_proxies
+from cbred.bench.commands import proxies as proxies_command
 
 
 def test_perf_smoke_prints_every_statistic_and_the_fused_ratio(capsys) -> None:
@@ -63,7 +62,7 @@ def test_cli_scores_one_narrow_network(capsys) -> None:
 
 
 def test_correlation_report_reads_a_parquet_score_table(tmp_path, capsys) -> None:
-    from bench.score_table import shipped_scores
+    from cbred.bench.score_table import shipped_scores
 
     table = shipped_scores().iloc[:300]
     path = tmp_path / "t.parquet"

@@ -1,4 +1,9 @@
-"""The code reproduces the shipped NB201 score table exactly, under the table's versions.
+"""The code reproduces the shipped NB201 score table, under the table's versions.
+
+params, flops and synflow (float64) must agree to 1e-9. The float32 gradient statistics agree
+to 1e-3 relative: oneDNN picks convolution kernels by the CPU's instruction set, and the
+table was scored on another CPU (measured: up to 3e-4 on grad_norm/snip/jacob_cov across
+machines). A change to a formula moves values by far more than that.
 
 A change to a pass or a statistic that alters values makes this test fail: then bump
 ``proxies.passes.PASSES_VERSION`` (or the statistic's code changes its version by itself)
@@ -9,10 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from bench.score_table import shipped_scores
-from proxies.api import score_nb201
-from proxies.engine import statistic_version
+from cbred.bench.score_table import shipped_scores
+from cbred.proxies.api import score_nb201
+from cbred.proxies.engine import statistic_version
 
 # a cell with convolutions on every edge, one with pooling and skips, one with no path
 ARCHS = (
@@ -20,6 +24,8 @@ ARCHS = (
     "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|skip_connect~2|",
     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
 )
+
+EXACT = {"params", "flops", "synflow"}  # float64 or analytic: no kernel-dependent rounding
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +58,12 @@ def test_code_reproduces_shipped_values(table, space, arch):
         if np.isnan(expected):  # the store keeps non-finite values as NaN with a reason
             assert not np.isfinite(result[name]) and name in result.errors, name
         else:
-            assert result[name] == pytest.approx(expected, rel=1e-9, abs=1e-12), name
+            rel = 1e-9 if name in EXACT else 1e-3
+            assert result[name] == pytest.approx(expected, rel=rel, abs=1e-12), name
 
 
 def test_feature_versions_change_only_the_statistics_that_read_them(monkeypatch):
-    from proxies import passes
+    from cbred.proxies import passes
 
     before = {s: statistic_version(s, 16, 5) for s in ("grasp", "grad_norm", "naswot")}
     monkeypatch.setitem(passes.FEATURE_VERSIONS, "hvp", "test")

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cbred import proxies
+from cbred.bench.nb201_network import count_params_flops
+from cbred.proxies.ensemble import mean_rank, ranks, vote
 from torch import nn
-
-import proxies
-from bench.nb201_network import count_params_flops
-from proxies.ensemble import mean_rank, ranks, vote
 
 torch.set_num_threads(1)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from cgraph.distance.nb201_edit import nb201_edit_matrix, op_cost_table
-from reduce.additive import AdditiveCodes
-from reduce.cluster import Points, make_clusterer
-from reduce.pipeline import edit_points, reduce_nb201
-from reduce.select import points_silhouette, select_best_parameter, weighted_silhouette
+from cbred.cgraph.distance.nb201_edit import nb201_edit_matrix, op_cost_table
+from cbred.reduce.additive import AdditiveCodes
+from cbred.reduce.cluster import Points, make_clusterer
+from cbred.reduce.pipeline import edit_points, reduce_nb201
+from cbred.reduce.select import points_silhouette, select_best_parameter, weighted_silhouette
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench.cli import main
-from bench.ground_truth import load_ground_truth
-from reduce.cbred import cbred_reduce
-from reduce.cluster import KMeansClusterer, KMedoidsClusterer, Points, SpectralClusterer
-from reduce.pipeline import distribution_points, load_score_table, nb201_op_counts, reduce_nb201
-from reduce.report import cluster_table, evaluate_subspace, write_report
-from reduce.subspace import Subspace
+from cbred.bench.cli import main
+from cbred.bench.ground_truth import load_ground_truth
+from cbred.reduce.cbred import cbred_reduce
+from cbred.reduce.cluster import KMeansClusterer, KMedoidsClusterer, Points, SpectralClusterer
+from cbred.reduce.pipeline import (
+    distribution_points,
+    load_score_table,
+    nb201_op_counts,
+    reduce_nb201,
+)
+from cbred.reduce.report import cluster_table, evaluate_subspace, write_report
+from cbred.reduce.subspace import Subspace
 
 N = 15625
 
@@ -200,7 +204,7 @@ def test_cli_reduce_writes_subspace_and_report(tmp_path, capsys) -> None:
 
 
 def test_perf_reduce_smoke(capsys) -> None:
-    from bench.perf_reduce import main as perf_main
+    from cbred.bench.perf_reduce import main as perf_main
 
     assert perf_main(["--smoke"]) == 0
     printed = capsys.readouterr().out
@@ -209,8 +213,8 @@ def test_perf_reduce_smoke(capsys) -> None:
 
 
 def test_score_sources_are_oriented_larger_is_better() -> None:
-    from bench.nb201_network import count_params_flops
-    from reduce.pipeline import ProxyScorer, score_source, statistic_direction
+    from cbred.bench.nb201_network import count_params_flops
+    from cbred.reduce.pipeline import ProxyScorer, score_source, statistic_direction
 
     params, origin = score_source("params")
     assert origin == "analytic" and params[77] == count_params_flops(77)[0]
@@ -222,7 +226,7 @@ def test_score_sources_are_oriented_larger_is_better() -> None:
 
 
 def test_default_verdict_reads_the_default_row() -> None:
-    from bench.perf_reduce import DEFAULT_CONFIG, default_verdict
+    from cbred.bench.perf_reduce import DEFAULT_CONFIG, default_verdict
 
     row = {**DEFAULT_CONFIG, "size": 1000.0, "cifar100_mean": 70.2, "cifar100_top_kept": 0.3}
     assert default_verdict(pd.DataFrame([row])).endswith(": met")
@@ -232,7 +236,7 @@ def test_default_verdict_reads_the_default_row() -> None:
 
 
 def test_sample_members_prefers_free_scores():
-    from reduce.cbred import sample_members
+    from cbred.reduce.cbred import sample_members
 
     members = np.arange(100, 120)
     prefer = np.array([101, 105, 107, 110, 111, 119, 500])
@@ -245,8 +249,8 @@ def test_sample_members_prefers_free_scores():
 
 
 def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
-    import bench.score_table
-    from reduce.pipeline import ProxyScorer, score_source
+    import cbred.bench.score_table
+    from cbred.reduce.pipeline import ProxyScorer, score_source
 
     table = pd.DataFrame({"arch_str": ["a", "b"], "naswot": [10.0, np.nan]}, index=[3, 8])
     table.attrs = {
@@ -257,7 +261,7 @@ def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
         "cells_per_stage": 5,
         "coverage": 2 / 15625,
     }
-    monkeypatch.setattr(bench.score_table, "shipped_scores", lambda: table)
+    monkeypatch.setattr(cbred.bench.score_table, "shipped_scores", lambda: table)
     scorer, origin = score_source("naswot", channels=8, cells_per_stage=1, batch_size=32)
     assert isinstance(scorer, ProxyScorer) and "0% of the space" in origin
     assert (scorer.channels, scorer.cells_per_stage, scorer.batch_size) == (16, 5, 64)
@@ -267,7 +271,7 @@ def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
 
 
 def test_live_statistics_score_a_sample_of_each_cluster(cell_points) -> None:
-    from reduce.pipeline import LIVE_MEMBERS, ProxyScorer
+    from cbred.reduce.pipeline import LIVE_MEMBERS, ProxyScorer
 
     class CountingScorer(ProxyScorer):
         """Values without networks; remembers every architecture it was asked for."""

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy.spatial.distance import cdist
-from sklearn.cluster import SpectralClustering
-from sklearn.datasets import make_blobs
-from sklearn.metrics import adjusted_rand_score, silhouette_score
-
-from reduce.cluster import (
+from cbred.reduce.cluster import (
     KMeansClusterer,
     KMedoidsClusterer,
     Points,
@@ -19,7 +12,13 @@ from reduce.cluster import (
     affinity_matrix,
     make_clusterer,
 )
-from reduce.select import select_best_parameter, weighted_silhouette
+from cbred.reduce.select import select_best_parameter, weighted_silhouette
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+from sklearn.cluster import SpectralClustering
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 
 @pytest.fixture(scope="module")

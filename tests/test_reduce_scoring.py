@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from reduce.cbred import budget_size, canonical_labels, choose_clusters, lookup_scores
-from reduce.scoring import (
+from cbred.reduce.cbred import budget_size, canonical_labels, choose_clusters, lookup_scores
+from cbred.reduce.scoring import (
     ClusterSamples,
     ScoringFunction,
     parse_scoring,

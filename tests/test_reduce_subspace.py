@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cbred.bench.nb201 import NB201Space
+from cbred.reduce.subspace import Subspace, space_by_name
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from bench.nb201 import NB201Space
-from reduce.subspace import Subspace, space_by_name
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench.score_table import pack_store
-from proxies.store import ScoreRow, ScoreStore
+from cbred.bench.score_table import pack_store
+from cbred.proxies.store import ScoreRow, ScoreStore
 
 
 def _row(arch, stat, value, seed=0):
@@ -44,7 +43,7 @@ def test_pack_store_rejects_mixed_settings_and_empty(tmp_path):
 
 
 def test_main_merges_stores_before_packing(tmp_path, capsys):
-    from bench.score_table import main
+    from cbred.bench.score_table import main
 
     with ScoreStore(tmp_path / "a.db") as a, ScoreStore(tmp_path / "b.db") as b:
         a.put([_row(5, "naswot", 1.5)])

@@ -8,11 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from bench.nb201 import default_space
-from reduce.search import (
+from cbred.bench.nb201 import default_space
+from cbred.reduce.search import (
     AccuracyObjective,
     Budget,
     BudgetExhausted,
@@ -29,7 +26,9 @@ from reduce.search import (
     soft_reward,
     within_budget,
 )
-from reduce.subspace import Subspace
+from cbred.reduce.subspace import Subspace
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 POSITIONS, VALUES = 4, 4
 TARGET = (3, 1, 0, 2)
@@ -222,7 +221,7 @@ def test_evaluator_refuses_non_members_and_counts_repeats_once():
 
 
 def test_free_repeats_stop_when_stalled(monkeypatch):
-    monkeypatch.setattr("reduce.search.base.MAX_STALL", 2)
+    monkeypatch.setattr("cbred.reduce.search.base.MAX_STALL", 2)
     result = regularized_evolution(TOY, Matches(), Budget(), 0, 4, 4)
     assert "stalled" in result.stop_reason
     repeats = result.history["repeat"].to_numpy()
@@ -309,7 +308,7 @@ def test_table_objective_reports_missing_architectures():
 
 
 def test_live_proxy_objective_scores_on_demand():
-    from bench.nb201_network import count_params_flops
+    from cbred.bench.nb201_network import count_params_flops
 
     live = LiveProxyObjective("params", channels=4, cells_per_stage=1, batch_size=8)
     assert live.value(6111) == count_params_flops(6111, 4, 1)[0]

@@ -6,17 +6,16 @@ import json
 import math
 
 import pytest
+from cbred.bench.cli import main as cli_main
+from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.nb201 import NUM_EDGES, OPS, Arch
+from cbred.bench.perf_tenas import SMOKE_CONFIG
+from cbred.bench.perf_tenas import main as perf_main
+from cbred.reduce.tenas import TenasConfig, choose_removals, rank_candidates, tenas_search
+from cbred.reduce.tenas.prune import CandidateScore, relative_change
+from cbred.reduce.tenas.supernet import FULL, remove_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from bench.cli import main as cli_main
-from bench.ground_truth import DATASETS, load_ground_truth
-from bench.nb201 import NUM_EDGES, OPS, Arch
-from bench.perf_tenas import SMOKE_CONFIG
-from bench.perf_tenas import main as perf_main
-from reduce.tenas import TenasConfig, choose_removals, rank_candidates, tenas_search
-from reduce.tenas.prune import CandidateScore, relative_change
-from reduce.tenas.supernet import FULL, remove_op
 
 TINY = SMOKE_CONFIG  # C=2 NTK supernet, 4 images at 8x8, 32 patches, one repeat
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from bench.nb201 import NUM_EDGES, OPS, Arch
-from bench.nb201_network import build_network
-from reduce.tenas.supernet import (
+from cbred.bench.nb201 import NUM_EDGES, OPS, Arch
+from cbred.bench.nb201_network import build_network
+from cbred.reduce.tenas.supernet import (
     FULL,
     SuperCell,
     SuperNet,
@@ -19,6 +16,8 @@ from reduce.tenas.supernet import (
     remove_op,
     single_path,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ARCH = Arch.from_string(
     "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"

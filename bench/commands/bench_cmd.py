@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-from bench import experiments as ex
-from reduce.search import PROXY_SECONDS, TRAIN_SECONDS
+from cbred.bench import experiments as ex
+from cbred.reduce.search import PROXY_SECONDS, TRAIN_SECONDS
 
 
 def _ints(text: str) -> list[int]:

@@ -7,8 +7,7 @@ import importlib
 import time
 
 import numpy as np
-
-from bench.nb201 import NB201Space
+from cbred.bench.nb201 import NB201Space
 
 SPACES = ("nb201",)
 
@@ -76,8 +75,7 @@ def load_factory(spec: str) -> object:
 def trace_models(specs: list[str], shape: tuple[int, ...], seed: int) -> list:
     """CompGraphs of the models built by each factory, traced on one seeded normal input."""
     import torch
-
-    from cgraph import trace
+    from cbred.cgraph import trace
 
     example = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     graphs = []
@@ -112,7 +110,7 @@ def summarise(matrix: np.ndarray, chunk: int = 1024) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cgraph.distance import get_metric, pairwise
+    from cbred.cgraph.distance import get_metric, pairwise
 
     metric = get_metric(args.metric)
     options: dict[str, object] = {}
@@ -124,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.space:
         labels = None
         if metric.inputs == "counts":
-            from cgraph.nb201 import space_op_counts
+            from cbred.cgraph.nb201 import space_op_counts
 
             data: object = space_op_counts(NB201Space(), args.channels, args.cells)
         else:

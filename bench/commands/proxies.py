@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from bench.nb201 import parse_arch
+from cbred.bench.nb201 import parse_arch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from proxies import available_proxies, get_proxy
+    from cbred.proxies import available_proxies, get_proxy
 
     print(f"{'name':<18}{'better':<8}{'passes':<28}source")
     for name in available_proxies():
@@ -42,7 +42,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from proxies import score_nb201
+    from cbred.proxies import score_nb201
 
     arch = parse_arch(int(args.arch) if args.arch.isdigit() else args.arch)
     names = [n.strip() for n in args.proxies.split(",") if n.strip()] if args.proxies else None

@@ -6,10 +6,9 @@ import argparse
 import time
 
 import numpy as np
-
-from bench.ground_truth import DATASETS, canonical_dataset, load_ground_truth
-from reduce.cluster import CLUSTERERS, make_clusterer
-from reduce.pipeline import (
+from cbred.bench.ground_truth import DATASETS, canonical_dataset, load_ground_truth
+from cbred.reduce.cluster import CLUSTERERS, make_clusterer
+from cbred.reduce.pipeline import (
     DEFAULT_K,
     DISTANCES,
     FEATURES,
@@ -20,8 +19,8 @@ from reduce.pipeline import (
     reduce_nb201,
     score_source,
 )
-from reduce.report import evaluate_subspace, write_report
-from reduce.select import CRITERIA
+from cbred.reduce.report import evaluate_subspace, write_report
+from cbred.reduce.select import CRITERIA
 
 SPACES = ("nb201",)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.nb201 import NB201Space
+from cbred.bench.nb201 import NB201Space
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proxies.engine import ScoreJob, run_scoring
-    from proxies.executors import make_executor
-    from proxies.store import ScoreStore
+    from cbred.proxies.engine import ScoreJob, run_scoring
+    from cbred.proxies.executors import make_executor
+    from cbred.proxies.store import ScoreStore
 
     job = ScoreJob(
         tuple(p.strip() for p in args.proxies.split(",") if p.strip()),

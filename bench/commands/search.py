@@ -11,10 +11,9 @@ import json
 from collections.abc import Callable
 
 import torch
-
-from bench.ground_truth import DATASETS, canonical_dataset, load_ground_truth
-from bench.nb201 import NB201Space
-from reduce.tenas import TenasConfig, tenas_search
+from cbred.bench.ground_truth import DATASETS, canonical_dataset, load_ground_truth
+from cbred.bench.nb201 import NB201Space
+from cbred.reduce.tenas import TenasConfig, tenas_search
 
 _DEFAULTS = TenasConfig()
 

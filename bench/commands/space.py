@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-from bench.ground_truth import DATASETS, load_ground_truth
-from bench.nb201 import NB201Space, parse_arch
-from bench.nb201_network import count_params_flops, space_costs
+from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.nb201 import NB201Space, parse_arch
+from cbred.bench.nb201_network import count_params_flops, space_costs
 
 SPACES = ("nb201",)
 

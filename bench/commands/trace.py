@@ -6,15 +6,14 @@ import argparse
 import importlib
 
 import torch
+from cbred.bench.nb201 import NB201Space, parse_arch
+from cbred.bench.nb201_network import build_network
+from cbred.cgraph import VOCAB, trace
+from cbred.cgraph.export import SUFFIXES, save
+from cbred.cgraph.graph import CompGraph
+from cbred.cgraph.nb201 import nb201_graph
+from cbred.cgraph.trace import FALLBACKS
 from torch import nn
-
-from bench.nb201 import NB201Space, parse_arch
-from bench.nb201_network import build_network
-from cgraph import VOCAB, trace
-from cgraph.export import SUFFIXES, save
-from cgraph.graph import CompGraph
-from cgraph.nb201 import nb201_graph
-from cgraph.trace import FALLBACKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

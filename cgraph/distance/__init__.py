@@ -9,23 +9,23 @@
 * :func:`pairwise` and :func:`register_metric` (:mod:`~cgraph.distance.registry`).
 """
 
-from cgraph.distance.costs import CostModel, family_of
-from cgraph.distance.edit import (
+from cbred.cgraph.distance.costs import CostModel, family_of
+from cbred.cgraph.distance.edit import (
     approx_edit_distance,
     edit_distance,
     edit_lower_bound,
     edit_matrix,
     edit_path_cost,
 )
-from cgraph.distance.nb201_edit import cell_edit_distance, cell_graph, nb201_edit_matrix
-from cgraph.distance.probabilistic import (
+from cbred.cgraph.distance.nb201_edit import cell_edit_distance, cell_graph, nb201_edit_matrix
+from cbred.cgraph.distance.probabilistic import (
     hellinger_matrix,
     js_matrix,
     kl_matrix,
     sqrt_js_matrix,
     to_distributions,
 )
-from cgraph.distance.registry import (
+from cbred.cgraph.distance.registry import (
     Metric,
     as_counts,
     available_metrics,

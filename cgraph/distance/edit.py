@@ -27,10 +27,9 @@ from collections.abc import Callable, Hashable, Sequence
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
+from cbred.cgraph.distance._blocks import OutSpec, prepare_output, resolve_dtype
+from cbred.cgraph.distance.costs import CostModel
 from scipy.optimize import linear_sum_assignment
-
-from cgraph.distance._blocks import OutSpec, prepare_output, resolve_dtype
-from cgraph.distance.costs import CostModel
 
 NodeMapping = dict[Hashable, Hashable | None]
 

@@ -36,10 +36,15 @@ from collections.abc import Callable, Sequence
 
 import networkx as nx
 import numpy as np
-
-from bench.nb201 import EDGES, NUM_EDGES, OPS, Arch, NB201Space, parse_arch
-from cgraph.distance._blocks import OutSpec, prepare_output, resolve_dtype, row_blocks, row_chunk
-from cgraph.distance.costs import CostModel
+from cbred.bench.nb201 import EDGES, NUM_EDGES, OPS, Arch, NB201Space, parse_arch
+from cbred.cgraph.distance._blocks import (
+    OutSpec,
+    prepare_output,
+    resolve_dtype,
+    row_blocks,
+    row_chunk,
+)
+from cbred.cgraph.distance.costs import CostModel
 
 NODE_ROLES: tuple[str, ...] = ("input", "node1", "node2", "output")
 _GROUP = 3  # edges per look-up group

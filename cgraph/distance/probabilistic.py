@@ -33,8 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
-from cgraph.distance._blocks import BlockKernel, OutSpec, fill_deduplicated, resolve_dtype
+from cbred.cgraph.distance._blocks import BlockKernel, OutSpec, fill_deduplicated, resolve_dtype
 
 KL_DEFAULT_SMOOTHING = 0.5
 

@@ -27,12 +27,16 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
-
-from cgraph.distance._blocks import OutSpec
-from cgraph.distance.costs import CostModel
-from cgraph.distance.edit import edit_matrix
-from cgraph.distance.nb201_edit import nb201_edit_matrix
-from cgraph.distance.probabilistic import hellinger_matrix, js_matrix, kl_matrix, sqrt_js_matrix
+from cbred.cgraph.distance._blocks import OutSpec
+from cbred.cgraph.distance.costs import CostModel
+from cbred.cgraph.distance.edit import edit_matrix
+from cbred.cgraph.distance.nb201_edit import nb201_edit_matrix
+from cbred.cgraph.distance.probabilistic import (
+    hellinger_matrix,
+    js_matrix,
+    kl_matrix,
+    sqrt_js_matrix,
+)
 
 INPUT_KINDS = ("counts", "raw")
 EXACT_MAX_NODES = 7
@@ -92,7 +96,7 @@ def available_metrics() -> list[str]:
 
 
 def _is_nb201(x: object) -> bool:
-    from bench.nb201 import NB201Space
+    from cbred.bench.nb201 import NB201Space
 
     return isinstance(x, NB201Space) or (isinstance(x, str) and x.lower() == "nb201")
 
@@ -100,8 +104,8 @@ def _is_nb201(x: object) -> bool:
 def as_counts(x: object) -> np.ndarray:
     """An (N, P) float64 array of op counts from an array, CompGraphs or the NB201 space."""
     if _is_nb201(x):
-        from bench.nb201 import NB201Space
-        from cgraph.nb201 import space_op_counts
+        from cbred.bench.nb201 import NB201Space
+        from cbred.cgraph.nb201 import space_op_counts
 
         space = x if isinstance(x, NB201Space) else None
         return np.asarray(space_op_counts(space), dtype=np.float64)
@@ -178,7 +182,7 @@ def edit_metric(
     networkx graphs or ``CompGraph`` (their kernel projections).  ``method``: "exact", "approx" or
     "auto" (exact when every graph has at most :data:`EXACT_MAX_NODES` nodes).
     """
-    from bench.nb201 import Arch, NB201Space
+    from cbred.bench.nb201 import Arch, NB201Space
 
     if _is_nb201(x):
         space = x if isinstance(x, NB201Space) else NB201Space()

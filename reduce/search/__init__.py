@@ -9,10 +9,15 @@ Every search takes a seed (same seed, same history), a :class:`Budget` in evalua
 and simulated seconds, and returns a :class:`SearchResult` with the whole history.
 """
 
-from reduce.search.area import area
-from reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
-from reduce.search.efficiency import PenalisedObjective, nb201_costs, soft_reward, within_budget
-from reduce.search.objective import (
+from cbred.reduce.search.area import area
+from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
+from cbred.reduce.search.efficiency import (
+    PenalisedObjective,
+    nb201_costs,
+    soft_reward,
+    within_budget,
+)
+from cbred.reduce.search.objective import (
     PROXY_SECONDS,
     TRAIN_SECONDS,
     AccuracyObjective,
@@ -21,9 +26,9 @@ from reduce.search.objective import (
     TableObjective,
     fitness,
 )
-from reduce.search.random_search import best_of_n
-from reduce.search.rea import regularized_evolution
-from reduce.search.space import (
+from cbred.reduce.search.random_search import best_of_n
+from cbred.reduce.search.rea import regularized_evolution
+from cbred.reduce.search.space import (
     SearchSpace,
     as_search_space,
     grid_space,

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-
-from reduce.search.objective import Objective
-from reduce.search.space import SearchSpace
+from cbred.reduce.search.objective import Objective
+from cbred.reduce.search.space import SearchSpace
 
 MAX_STALL = 1_000
 """Consecutive free repeats after which a search is considered stalled and stops."""

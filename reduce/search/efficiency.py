@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-
-from reduce.search.objective import Objective
-from reduce.search.space import SearchSpace
+from cbred.reduce.search.objective import Objective
+from cbred.reduce.search.space import SearchSpace
 
 COST_KINDS = ("flops", "params")
 
@@ -28,8 +27,8 @@ COST_KINDS = ("flops", "params")
 @lru_cache(maxsize=len(COST_KINDS))
 def nb201_costs(kind: str = "flops") -> np.ndarray:
     """(15625,) analytic FLOPs or parameter counts of the NB201 networks (C=16, N=5)."""
-    from bench.nb201 import default_space
-    from bench.nb201_network import space_costs
+    from cbred.bench.nb201 import default_space
+    from cbred.bench.nb201_network import space_costs
 
     if kind not in COST_KINDS:
         raise ValueError(f"unknown cost {kind!r}; expected one of {', '.join(COST_KINDS)}")

@@ -65,7 +65,7 @@ def _check_seconds(seconds: float) -> None:
 
 def registered_direction(statistic: str) -> str:
     """The registered direction of a training-free statistic (``proxies.get_proxy``)."""
-    from proxies import get_proxy
+    from cbred.proxies import get_proxy
 
     return get_proxy(statistic).direction
 
@@ -125,7 +125,7 @@ class LiveProxyObjective:
         _check_seconds(self.cost)
 
     def value(self, index: int) -> float:
-        from proxies import score_nb201
+        from cbred.proxies import score_nb201
 
         index = int(index)
         if index not in self.cache:
@@ -155,7 +155,7 @@ class AccuracyObjective:
     direction: str = "higher"
 
     def __post_init__(self) -> None:
-        from bench.ground_truth import canonical_dataset, load_ground_truth
+        from cbred.bench.ground_truth import canonical_dataset, load_ground_truth
 
         _check_seconds(self.cost)
         dataset = canonical_dataset(self.dataset)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
-from reduce.search.objective import Objective, fitness
-from reduce.search.space import SearchSpace, as_search_space
-from reduce.subspace import Subspace
+from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
+from cbred.reduce.search.objective import Objective, fitness
+from cbred.reduce.search.space import SearchSpace, as_search_space
+from cbred.reduce.subspace import Subspace
 
 
 def ensemble_scores(objectives: Sequence[Objective], values: np.ndarray) -> np.ndarray:
@@ -23,7 +22,7 @@ def ensemble_scores(objectives: Sequence[Objective], values: np.ndarray) -> np.n
 
     ``values`` is (candidates, objectives); NaN ranks lowest.
     """
-    from proxies.ensemble import ranks  # imports torch: only when an ensemble is asked for
+    from cbred.proxies.ensemble import ranks  # imports torch: only when an ensemble is asked for
 
     return np.mean([ranks(values[:, k], o.direction) for k, o in enumerate(objectives)], axis=0)
 

@@ -18,11 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
-from reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
-from reduce.search.objective import Objective, fitness
-from reduce.search.space import SearchSpace, as_search_space
-from reduce.subspace import Subspace
+from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
+from cbred.reduce.search.objective import Objective, fitness
+from cbred.reduce.search.space import SearchSpace, as_search_space
+from cbred.reduce.subspace import Subspace
 
 
 def regularized_evolution(

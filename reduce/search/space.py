@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-
-from bench.nb201 import NB201Space, default_space
-from reduce.subspace import Subspace
+from cbred.bench.nb201 import NB201Space, default_space
+from cbred.reduce.subspace import Subspace
 
 
 @dataclass(frozen=True, eq=False)

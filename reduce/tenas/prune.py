@@ -43,13 +43,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
-
-from bench.datasets import NUM_CLASSES, bundled_cifar10, normalise
-from bench.ground_truth import canonical_dataset
-from bench.nb201 import OPS, Arch
-from proxies import score
-from reduce.tenas.supernet import (
+from cbred.bench.datasets import NUM_CLASSES, bundled_cifar10, normalise
+from cbred.bench.ground_truth import canonical_dataset
+from cbred.bench.nb201 import OPS, Arch
+from cbred.proxies import score
+from cbred.reduce.tenas.supernet import (
     FULL,
     Alive,
     SuperNet,
@@ -59,6 +57,7 @@ from reduce.tenas.supernet import (
     remove_op,
     single_path,
 )
+from scipy.stats import rankdata
 
 Candidate = tuple[int, str]
 """(edge index, op name) of one alive operation."""

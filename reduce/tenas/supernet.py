@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from cbred.bench.nb201 import EDGES, NUM_EDGES, NUM_NODES, OPS, Arch
+from cbred.bench.nb201_network import MacroNetwork, make_op
 from torch import nn
-
-from bench.nb201 import EDGES, NUM_EDGES, NUM_NODES, OPS, Arch
-from bench.nb201_network import MacroNetwork, make_op
 
 Alive = tuple[tuple[str, ...], ...]
 """For each edge (``EDGES`` order), the alive op names (``OPS`` order)."""

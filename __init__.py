@@ -1,0 +1,39 @@
+"""cbred: training-free neural architecture search by clustering computational graphs.
+
+The repository's top-level folders install as ``cbred.cgraph`` (tracing, graphs, distances),
+``cbred.proxies`` (training-free statistics, scoring engine), ``cbred.reduce`` (space
+contract, clustering, C-BRED, searches) and ``cbred.bench`` (concrete spaces, ground truth,
+experiments, CLI). The names below are the public API; they load on first use, so that
+``import cbred`` (and ``cbred --help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "trace": "cbred.cgraph",
+    "CompGraph": "cbred.cgraph",
+    "pairwise": "cbred.cgraph.distance",
+    "score": "cbred.proxies",
+    "available_proxies": "cbred.proxies",
+    "register_proxy": "cbred.proxies",
+    "Subspace": "cbred.reduce",
+    "cbred_reduce": "cbred.reduce",
+    "make_clusterer": "cbred.reduce",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cbred' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
