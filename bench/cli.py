@@ -28,8 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "score a space with training-free statistics into a store",
     ),
     "reduce": ("cbred.bench.commands.reduce", "C-BRED: cluster a space and keep the best cluster"),
-    "search": ("cbred.bench.commands.search", "search an architecture space (TE-NAS pruning)"),
-    "bench": ("cbred.bench.commands.bench_cmd", "search experiments beside the published tables"),
+    "search": (
+        "cbred.bench.commands.search",
+        "one search over a space or subspace: bestofn, rea, area, tenas",
+    ),
+    "bench": (
+        "cbred.bench.commands.bench_cmd",
+        "reproductions and tables beside the published NB201 results",
+    ),
 }
 
 

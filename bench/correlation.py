@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.datasets import DATASETS
+from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import NB201Space
-from cbred.proxies import available_proxies, get_proxy, mean_rank, ranks, score_nb201, vote
+from cbred.bench.nb201_proxies import score_nb201
+from cbred.proxies import available_proxies, get_proxy, mean_rank, ranks, vote
 from cbred.proxies.ensemble import VOTE_MEMBERS
 from scipy.stats import kendalltau, spearmanr
 

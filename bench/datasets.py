@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cbred.bench.ground_truth import canonical_dataset
 
 DATA_ENV = "CBRED_DATA_ROOT"
 
@@ -32,6 +31,26 @@ MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]
     "cifar100": ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
     "imagenet16_120": ((122.68, 116.66, 104.01), (63.22, 61.26, 65.09)),
 }
+DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16_120")
+_DATASET_ALIASES = {
+    "cifar10": "cifar10",
+    "cifar-10": "cifar10",
+    "cifar100": "cifar100",
+    "cifar-100": "cifar100",
+    "imagenet16_120": "imagenet16_120",
+    "imagenet16-120": "imagenet16_120",
+    "imagenet16": "imagenet16_120",
+}
+
+
+def canonical_dataset(name: str) -> str:
+    """Normalise a dataset name (``'ImageNet16-120'`` → ``'imagenet16_120'``) or raise."""
+    key = str(name).lower()
+    if key not in _DATASET_ALIASES:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    return _DATASET_ALIASES[key]
+
+
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16_120": 120}
 RESOLUTION = {"cifar10": 32, "cifar100": 32, "imagenet16_120": 16}
 
@@ -125,7 +144,7 @@ def read_imagenet16(
 
 def bundled_cifar10(split: str = "train") -> ImageDataset:
     """The packaged class-balanced CIFAR-10 sample."""
-    path = resources.files("bench") / "data" / "cifar10_sample.npz"
+    path = resources.files("cbred.bench") / "data" / "cifar10_sample.npz"
     with resources.as_file(path) as file, np.load(file) as data:
         return ImageDataset(
             "cifar10", split, data[f"{split}_images"].copy(), data[f"{split}_labels"].copy()

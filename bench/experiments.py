@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.datasets import DATASETS
+from cbred.bench.ground_truth import load_ground_truth
+from cbred.bench.nb201 import default_space
 from cbred.reduce.search import (
     PROXY_SECONDS,
     TRAIN_SECONDS,
@@ -32,11 +34,11 @@ from cbred.reduce.search import (
     SearchSpace,
     TableObjective,
     area,
+    as_search_space,
     best_of_n,
     fitness,
-    nb201_costs,
-    nb201_search_space,
     regularized_evolution,
+    space_costs,
 )
 from cbred.reduce.subspace import Subspace
 
@@ -132,7 +134,7 @@ def load_scores(
     origin: dict[str, str] = {}
     for name in statistics:
         if name in ANALYTIC:
-            series[name], origin[name] = pd.Series(nb201_costs(name)), "analytic"
+            series[name], origin[name] = pd.Series(space_costs(default_space(), name)), "analytic"
             continue
         for raw in paths:
             path = Path(raw)
@@ -162,9 +164,9 @@ def load_scores(
 
 def _shipped(name: str, dataset: str, batch_size: int | None, seed: int | None):
     """``name`` from the shipped NB201 table when its setting matches the filters, else None."""
-    from cbred.reduce.pipeline import shipped_statistic
+    from cbred.reduce.pipeline import space_score_table
 
-    values = shipped_statistic(name)
+    values = space_score_table(default_space(), name)
     if values is None:
         return None
     attrs = values.attrs
@@ -211,7 +213,7 @@ def search_space(
     coverage: np.ndarray | None = None, subspace: Subspace | None = None
 ) -> SearchSpace:
     """NB201 restricted to a score source's coverage and to a subspace."""
-    space = nb201_search_space()
+    space = as_search_space(default_space())
     if subspace is not None:
         space = space.restrict(subspace.indices, name=f"subspace[{len(subspace)}]")
     if coverage is not None and len(coverage) < space.universe_size:

@@ -14,49 +14,18 @@ Two sources share one interface:
 from __future__ import annotations
 
 import os
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from cbred.bench.datasets import canonical_dataset
 from cbred.bench.nb201 import Arch, NB201Space, parse_arch
+from cbred.bench.nb201_table import bundled_table
 
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16_120")
 NATS_ENV = "CBRED_NATS_PATH"
 
 # NATS-Bench's own dataset names; CIFAR-10 validation lives in its 'cifar10-valid' split.
 _NATS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16_120": "ImageNet16-120"}
-_DATASET_ALIASES = {
-    "cifar10": "cifar10",
-    "cifar-10": "cifar10",
-    "cifar100": "cifar100",
-    "cifar-100": "cifar100",
-    "imagenet16_120": "imagenet16_120",
-    "imagenet16-120": "imagenet16_120",
-    "imagenet16": "imagenet16_120",
-}
-
-
-def canonical_dataset(name: str) -> str:
-    """Normalise a dataset name (``'ImageNet16-120'`` → ``'imagenet16_120'``) or raise."""
-    key = str(name).lower()
-    if key not in _DATASET_ALIASES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    return _DATASET_ALIASES[key]
-
-
-@lru_cache(maxsize=1)
-def bundled_table() -> pd.DataFrame:
-    """The packaged table: columns index, arch, cifar10, cifar100, imagenet16_120."""
-    path = resources.files("bench") / "data" / "nb201_test_accuracy.csv.gz"
-    with resources.as_file(path) as file:
-        table = pd.read_csv(file, compression="gzip")
-    expected = ["index", "arch", *DATASETS]
-    if list(table.columns) != expected or not np.array_equal(table["index"], np.arange(len(table))):
-        raise RuntimeError(f"corrupt bundled table {path}: columns {list(table.columns)}")
-    return table
 
 
 class BundledGroundTruth:

@@ -12,11 +12,15 @@ order of the bundled ground-truth table (:mod:`bench.ground_truth`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """Candidate operations, in a fixed order that defines the integer op codes."""
@@ -183,21 +187,78 @@ def parse_arch(arch: Arch | str | int, space: NB201Space | None = None) -> Arch:
     )
 
 
+@lru_cache(maxsize=1)
+def _index_tables() -> tuple[tuple[Arch, ...], np.ndarray]:
+    """The 15,625 architectures in NATS-Bench order and the index of every cell code."""
+    from cbred.bench.nb201_table import bundled_table
+
+    archs = tuple(Arch.from_string(s) for s in bundled_table()["arch"].tolist())
+    codes = np.array([a.code for a in archs], dtype=np.int64)
+    if len(archs) != SPACE_SIZE or len(np.unique(codes)) != SPACE_SIZE:
+        raise RuntimeError("the bundled NB201 table does not list each architecture once")
+    index_of_code = np.empty(SPACE_SIZE, dtype=np.int64)
+    index_of_code[codes] = np.arange(SPACE_SIZE)
+    return archs, index_of_code
+
+
 class NB201Space:
-    """All 15,625 NB201 cells in the official NATS-Bench index order."""
+    """All 15,625 NB201 cells in the official NATS-Bench index order, as a cbred space.
+
+    Besides the space contract (``len``, ``arch_str``, ``build``, ``input_shape``,
+    ``neighbours``, ``batch``, ``accuracy``; see :mod:`reduce.space`) it carries the network
+    setting that ``build`` uses: ``channels`` (C), ``cells_per_stage`` (N), the ``dataset``
+    whose classes the head predicts and whose images ``batch`` draws, and ``cell_affine``
+    (False: the zero-cost-proxy reference cells, see
+    :class:`bench.nb201_network.NB201Network`). And NB201's own capabilities: per-edge op
+    codes (:attr:`op_matrix`), fast graph op counts and exact edit distances, analytic costs.
+    """
 
     name = "nb201"
 
-    def __init__(self) -> None:
-        from cbred.bench.ground_truth import bundled_table
+    def __init__(
+        self,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        dataset: str = "cifar10",
+        cell_affine: bool = True,
+    ) -> None:
+        from cbred.bench.nb201_table import canonical_dataset
 
-        strings = bundled_table()["arch"].tolist()
-        self._archs = [Arch.from_string(s) for s in strings]
-        codes = np.array([a.code for a in self._archs], dtype=np.int64)
-        if len(self._archs) != SPACE_SIZE or len(np.unique(codes)) != SPACE_SIZE:
-            raise RuntimeError("the bundled NB201 table does not list each architecture once")
-        self._index_of_code = np.empty(SPACE_SIZE, dtype=np.int64)
-        self._index_of_code[codes] = np.arange(SPACE_SIZE)
+        if channels < 1 or cells_per_stage < 1:
+            raise ValueError(
+                f"channels and cells per stage must be >= 1, got {channels}, {cells_per_stage}"
+            )
+        self.channels = int(channels)
+        self.cells_per_stage = int(cells_per_stage)
+        self.dataset = canonical_dataset(dataset)
+        self.cell_affine = bool(cell_affine)
+        self._archs, self._index_of_code = _index_tables()
+
+    def __reduce__(self) -> tuple:
+        # Pickles as its setting: workers rebuild the index tables from the package data.
+        setting = (self.channels, self.cells_per_stage, self.dataset, self.cell_affine)
+        return (type(self), setting)
+
+    def with_setting(self, **changes: object) -> NB201Space:
+        """A copy with other network settings (``channels``, ``cells_per_stage``, ...)."""
+        setting = {
+            "channels": self.channels,
+            "cells_per_stage": self.cells_per_stage,
+            "dataset": self.dataset,
+            "cell_affine": self.cell_affine,
+        }
+        unknown = set(changes) - set(setting)
+        if unknown:
+            raise ValueError(
+                f"unknown NB201 settings {sorted(unknown)}; expected {sorted(setting)}"
+            )
+        return type(self)(**{**setting, **changes})  # type: ignore[arg-type]
+
+    @property
+    def setting_key(self) -> str:
+        """The network setting as stored with every score (the shipped table's is C=16|N=5)."""
+        key = f"C={self.channels}|N={self.cells_per_stage}"
+        return key if self.cell_affine else key + "|cell_affine=False"
 
     def __len__(self) -> int:
         return SPACE_SIZE
@@ -214,7 +275,11 @@ class NB201Space:
 
     def arch(self, index: int) -> Arch:
         """The architecture at NATS-Bench index ``index``."""
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < SPACE_SIZE:
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not 0 <= index < SPACE_SIZE
+        ):
             raise IndexError(f"NB201 index {index!r} out of range 0..{SPACE_SIZE - 1}")
         return self._archs[int(index)]
 
@@ -222,18 +287,126 @@ class NB201Space:
         """The NATS-Bench index of an architecture or cell string."""
         return int(self._index_of_code[parse_arch(arch).code])
 
-    def string(self, index: int) -> str:
+    def arch_str(self, index: int) -> str:
+        """The cell string of ``index`` (the contract's stable name)."""
         return str(self.arch(index))
+
+    string = arch_str
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        from cbred.bench.datasets import RESOLUTION
+
+        side = RESOLUTION[self.dataset]
+        return (1, 3, side, side)
+
+    def build(self, index: int | Arch | str) -> torch.nn.Module:
+        """A freshly initialised network of ``index`` in this space's setting (global RNG)."""
+        from cbred.bench.datasets import NUM_CLASSES
+        from cbred.bench.nb201_network import build_network
+
+        arch = self.arch(index) if isinstance(index, (int, np.integer)) else parse_arch(index)
+        classes = NUM_CLASSES[self.dataset]
+        return build_network(arch, self.channels, self.cells_per_stage, classes, self.cell_affine)
+
+    def batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A seeded batch of ``size`` images of this space's data set (bundled or on disk)."""
+        return _cached_batch(self.dataset, size, seed)
+
+    def accuracy(self, index: int | Arch | str, dataset: str) -> float:
+        """The benchmark's 200-epoch test accuracy (%), from the bundled or official table."""
+        from cbred.bench.ground_truth import load_ground_truth
+
+        return load_ground_truth().accuracy(index, dataset)
+
+    def accuracies(self, dataset: str) -> np.ndarray:
+        """(15625,) test accuracies in index order."""
+        from cbred.bench.ground_truth import load_ground_truth
+
+        return load_ground_truth().accuracies(dataset)
 
     def neighbours(self, index: int) -> list[int]:
         """Indices of the 24 one-edge neighbours of the architecture at ``index``."""
         return [self.index(n) for n in self.arch(index).neighbours()]
 
-    def sample(self, n: int, seed: int) -> np.ndarray:
-        """``n`` distinct indices drawn uniformly with ``seed``."""
+    def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:
+        """``n`` distinct indices drawn uniformly (``seed``: a seed or a Generator)."""
+        from cbred.reduce.space import as_rng
+
         if not 0 <= n <= SPACE_SIZE:
             raise ValueError(f"sample size {n} out of range 0..{SPACE_SIZE}")
-        return np.random.default_rng(seed).choice(SPACE_SIZE, size=n, replace=False)
+        return as_rng(seed).choice(SPACE_SIZE, size=n, replace=False)
+
+    def op_counts(self) -> np.ndarray:
+        """(15625, P) graph op-usage counts of every network, without tracing each."""
+        from cbred.bench.nb201_graph import space_op_counts
+
+        return np.asarray(
+            space_op_counts(self, self.channels, self.cells_per_stage), dtype=np.float64
+        )
+
+    def edit_matrix(self, cost: object = None, **options: object) -> np.ndarray:
+        """The exact 15,625² cell edit-distance matrix (per-edge sums, see bench.nb201_edit)."""
+        from cbred.bench.nb201_edit import nb201_edit_matrix
+
+        return nb201_edit_matrix(self, cost, **options)  # type: ignore[arg-type]
+
+    def costs(self) -> dict[str, np.ndarray]:
+        """Analytic ``params`` and ``flops`` of every network in this setting."""
+        from cbred.bench.datasets import NUM_CLASSES
+        from cbred.bench.nb201_network import space_costs
+
+        params, flops = _space_costs(
+            self.channels, self.cells_per_stage, NUM_CLASSES[self.dataset], space_costs
+        )
+        return {"params": params, "flops": flops}
+
+    def neighbour_table(self) -> np.ndarray:
+        """(15625, 24) indices of every architecture's one-edge neighbours (searches' fast path)."""
+        return _neighbour_table()
+
+    def features(self, name: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        """Whole-space features without tracing each network: ``op_usage`` (alias ``graph``)
+        from the graph templates, ``cell`` (how many of the six edges carry each operation),
+        and any registered :mod:`cgraph.features` feature from the stamped graphs."""
+        if name in ("op_usage", "graph"):
+            from cbred.cgraph.vocab import VOCAB
+
+            return self.op_counts(), tuple(VOCAB)
+        if name == "cell":
+            ops = self.op_matrix
+            counts = np.stack([(ops == k).sum(axis=1) for k in range(len(OPS))], axis=1)
+            return counts.astype(np.float64), OPS
+        from cbred.bench.nb201_graph import iter_space_graphs
+        from cbred.cgraph.features import feature_matrix, get_feature
+
+        get_feature(name)  # a clear error for an unknown name
+        graphs = iter_space_graphs(self, None, self.channels, self.cells_per_stage)
+        return feature_matrix(list(graphs), name)
+
+    def edit_codes(self, cost: object = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-edge op codes and the op cost table: the exact cell edit distance is their
+        per-edge sum (bench.nb201_edit), which C-BRED's k-medoids uses without a matrix."""
+        from cbred.bench.nb201_edit import op_cost_table
+
+        return self.op_matrix, op_cost_table(cost)  # type: ignore[arg-type]
+
+    def score_table(self) -> object:
+        """The shipped score table when this is its setting (C=16, N=5, CIFAR-10 batch)."""
+        from cbred.bench.score_table import shipped_scores
+
+        try:
+            table = shipped_scores()
+        except FileNotFoundError:
+            return None
+        attrs = table.attrs
+        same = (
+            attrs.get("channels") == self.channels
+            and attrs.get("cells_per_stage") == self.cells_per_stage
+            and attrs.get("dataset") == self.dataset
+            and self.cell_affine
+        )
+        return table if same else None
 
     @cached_property
     def op_matrix(self) -> np.ndarray:
@@ -247,6 +420,32 @@ class NB201Space:
         return np.array(
             [ids.setdefault(a.isomorphism_key(), len(ids)) for a in self._archs], dtype=np.int64
         )
+
+
+@lru_cache(maxsize=1)
+def _neighbour_table() -> np.ndarray:
+    from cbred.reduce.search.space import grid_neighbour_table
+
+    ops = default_space().op_matrix.astype(np.int64)
+    codes = ops @ (len(OPS) ** np.arange(NUM_EDGES, dtype=np.int64))
+    index_of_code = np.empty_like(codes)
+    index_of_code[codes] = np.arange(codes.size)
+    return index_of_code[grid_neighbour_table(NUM_EDGES, len(OPS))[codes]]
+
+
+@lru_cache(maxsize=8)
+def _cached_batch(dataset: str, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from cbred.bench.datasets import get_batch
+
+    return get_batch(dataset, batch_size=size, seed=seed)
+
+
+@lru_cache(maxsize=4)
+def _space_costs(
+    channels: int, cells: int, classes: int, compute: Callable
+) -> tuple[np.ndarray, np.ndarray]:
+    params, flops = compute(default_space(), channels, cells, classes)
+    return params.astype(np.float64), flops.astype(np.float64)
 
 
 @lru_cache(maxsize=1)

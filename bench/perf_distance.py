@@ -42,7 +42,7 @@ def _inputs(kind: str, smoke: bool) -> object:
     if kind == "nb201":
         if smoke:
             return np.random.default_rng(0).integers(0, 5, size=(400, 51))
-        from cbred.cgraph.nb201 import space_op_counts
+        from cbred.bench.nb201_graph import space_op_counts
 
         return space_op_counts()
     if kind == "unique":
@@ -52,7 +52,15 @@ def _inputs(kind: str, smoke: bool) -> object:
         from cbred.bench.nb201 import NB201Space
 
         space = NB201Space()
-        return space.op_matrix[:400] if smoke else space
+        if smoke:
+            from cbred.bench.nb201_edit import nb201_edit_matrix
+
+            class Cells:  # the first 400 cells, with NB201's exact edit matrix
+                def edit_matrix(self, cost: object = None, **options: object) -> np.ndarray:
+                    return nb201_edit_matrix(space.op_matrix[:400], cost, **options)
+
+            return Cells()
+        return space
     raise ValueError(f"unknown input kind {kind!r}")
 
 
@@ -104,8 +112,7 @@ def edit_speedup(matrix_seconds: float, n: int, pairs: int, seed: int) -> dict[s
     """Median networkx GED time per cell pair vs the matrix's time per entry (same values)."""
     import networkx as nx
     from cbred.bench.nb201 import SPACE_SIZE, Arch
-    from cbred.cgraph.distance import cell_graph, nb201_edit_matrix
-    from cbred.cgraph.distance.nb201_edit import cell_networkx_costs
+    from cbred.bench.nb201_edit import cell_graph, cell_networkx_costs, nb201_edit_matrix
 
     rng = np.random.default_rng(seed)
     archs = [Arch.from_code(int(c)) for c in rng.integers(0, SPACE_SIZE, size=2 * pairs)]
@@ -233,8 +240,8 @@ def approximation_traced(
 ) -> list[dict[str, float]]:
     """Approximation on kernel graphs of traced NB201 networks of seeded random cells."""
     from cbred.bench.nb201 import NB201Space
+    from cbred.bench.nb201_graph import nb201_graph
     from cbred.cgraph.distance import approx_edit_distance, edit_lower_bound, kernel_graph
-    from cbred.cgraph.nb201 import nb201_graph
 
     space = NB201Space()
     rows = []

@@ -64,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", type=int, default=24)
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args(argv)
-    tiny = dict(batch_size=8, channels=4, cells_per_stage=1) if args.smoke else {}
-    n = 4 if args.smoke else args.archs
     from cbred.bench.nb201 import NB201Space
 
+    n = 4 if args.smoke else args.archs
+    tiny = dict(batch_size=8, space=NB201Space(4, 1)) if args.smoke else {"space": NB201Space()}
+
     archs = [int(a) for a in NB201Space().sample(n, seed=0)]
-    print(f"{n} NB201 architectures, setting {tiny or 'C=16, N=5, batch 64'}")
+    print(f"{n} NB201 architectures, setting {tiny['space'].setting_key}")
     print(f"{'executor':<16}{'statistics':<12}{'arch/s':>8}{'seconds':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

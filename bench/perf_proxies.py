@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from cbred.bench.datasets import get_batch
 from cbred.bench.nb201 import NB201Space
-from cbred.proxies import available_proxies, nb201_model, score
+from cbred.bench.nb201_proxies import nb201_model
+from cbred.proxies import available_proxies, score
 
 SUITE = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot")
 # The same suite without GraSP, whose double backward alone costs most of the suite.

@@ -32,16 +32,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.datasets import DATASETS
+from cbred.bench.ground_truth import load_ground_truth
+from cbred.bench.nb201 import default_space
+from cbred.bench.nb201_reduce import nb201_op_counts, nb201_points, nb201_score_source
 from cbred.reduce.cbred import cbred_reduce
 from cbred.reduce.cluster import make_clusterer
 from cbred.reduce.pipeline import (
-    DEFAULT_K,
     ProxyScorer,
+    default_k,
     eta_candidates,
-    nb201_op_counts,
-    nb201_points,
-    score_source,
 )
 from cbred.reduce.report import evaluate_subspace
 from cbred.reduce.select import select_best_parameter
@@ -79,7 +79,9 @@ def acceptance_rows(
     sources = {}
     for name in statistics:
         start = time.perf_counter()
-        sources[name] = score_source(name, table, **proxy_options)[0]
+        options = dict(proxy_options)
+        space = default_space().with_setting(**options.pop("setting", {}))
+        sources[name] = nb201_score_source(name, table, space, **options)[0]
         if isinstance(sources[name], ProxyScorer) and cache_dir is not None:
             sources[name].cache.update(load_cache(cache_path(cache_dir, sources[name])))
         seconds["statistic"] += time.perf_counter() - start
@@ -104,7 +106,13 @@ def acceptance_rows(
                 for f in scorings:
                     start = time.perf_counter()
                     result = cbred_reduce(
-                        points, clusterer, sources[name], f, m=None if full else m, seed=seed
+                        points,
+                        clusterer,
+                        sources[name],
+                        f,
+                        m=None if full else m,
+                        seed=seed,
+                        space=default_space(),
                     )
                     seconds["statistic"] += time.perf_counter() - start
                     row = {
@@ -125,9 +133,10 @@ def acceptance_rows(
 
 def cache_path(folder: str, scorer: ProxyScorer) -> Path:
     """Cache file of one statistic under one setting (the setting is in the name)."""
+    space = scorer.space
     name = (
-        f"{scorer.statistic}_{scorer.dataset}_b{scorer.batch_size}_c{scorer.channels}"
-        f"_n{scorer.cells_per_stage}_s{scorer.seed}.csv"
+        f"{scorer.statistic}_{space.dataset}_b{scorer.batch_size}_c{space.channels}"
+        f"_n{space.cells_per_stage}_s{scorer.seed}.csv"
     )
     return Path(folder) / name
 
@@ -199,11 +208,11 @@ def default_over_seeds(features: str, k_values: Sequence[int], seeds: int) -> li
     """The default configuration for seeds 0..seeds-1: size, K and CIFAR-100 mean per seed,
     and whether the targets hold for every seed (the k-means start is the only random part
     when the statistic comes from a full table)."""
-    from cbred.reduce.pipeline import reduce_nb201
+    from cbred.bench.nb201_reduce import reduce_nb201
 
     truth = load_ground_truth()
     points = nb201_points(DEFAULT_CONFIG["distance"], features)
-    scores = score_source(DEFAULT_CONFIG["statistic"])[0]
+    scores = nb201_score_source(DEFAULT_CONFIG["statistic"])[0]
     lines, met = [], True
     for seed in range(seeds):
         reduction = reduce_nb201(
@@ -268,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statistics", default="params,flops,naswot,synflow")
     parser.add_argument("--f", default=",".join(DEFAULT_F), help="cluster scoring functions")
     parser.add_argument("--features", default="graph", choices=("graph", "cell"))
-    parser.add_argument("--k", default=f"{DEFAULT_K[0]}:{DEFAULT_K[-1]}", help="K candidates")
+    parser.add_argument("--k", default=f"2:{default_k(15625)[-1]}", help="K candidates")
     parser.add_argument("--m", type=int, default=8, help="sampled members for proxy statistics")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -299,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     proxy_options = {
         "batch_size": args.proxy_batch_size,
         "seed": args.seed,
-        "channels": args.proxy_channels,
-        "cells_per_stage": args.proxy_cells,
+        "setting": {"channels": args.proxy_channels, "cells_per_stage": args.proxy_cells},
     }
     table, seconds = acceptance_rows(
         distances, statistics, scorings, features, k_values, args.m, args.seed,

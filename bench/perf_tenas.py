@@ -21,8 +21,9 @@ import time
 
 import numpy as np
 import torch
-from cbred.bench.ground_truth import DATASETS, load_ground_truth
-from cbred.reduce.tenas import TenasConfig, tenas_search
+from cbred.bench.datasets import DATASETS
+from cbred.bench.ground_truth import load_ground_truth
+from cbred.bench.tenas import TenasConfig, tenas_search
 
 PAPER = {"cifar10": (93.9, 0.47), "cifar100": (71.24, 0.56), "imagenet16_120": (42.38, 0.46)}
 PAPER_SECONDS = 1558.0

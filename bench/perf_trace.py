@@ -30,9 +30,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from cbred.bench.nb201 import NB201Space
+from cbred.bench.nb201_graph import iter_space_graphs, nb201_graph, space_op_counts
 from cbred.bench.nb201_network import build_network
 from cbred.cgraph import trace, zoo
-from cbred.cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
 
 
 def peak_rss_mb() -> float:

@@ -68,7 +68,7 @@ def pack_store(
 @lru_cache(maxsize=1)
 def shipped_scores() -> pd.DataFrame:
     """The packaged table (index: NB201 index; columns: arch_str and statistics)."""
-    path = resources.files("bench") / "data" / TABLE_NAME
+    path = resources.files("cbred.bench") / "data" / TABLE_NAME
     if not path.is_file():
         raise FileNotFoundError(
             f"no shipped score table at {path}; score the space with 'cbred score' and pack "

@@ -7,6 +7,12 @@ for the whole space quickly; :mod:`cgraph.export` converts graphs to networkx,
 PyTorch Geometric and JSON.
 """
 
+from cbred.cgraph.features import (
+    available_features,
+    feature_matrix,
+    get_feature,
+    register_feature,
+)
 from cbred.cgraph.graph import MEMORY_KINDS, CompGraph, GraphSummary
 from cbred.cgraph.trace import TraceError, TraceFallbackWarning, trace
 from cbred.cgraph.vocab import VOCAB, VOCAB_INDEX
@@ -19,5 +25,9 @@ __all__ = [
     "GraphSummary",
     "TraceError",
     "TraceFallbackWarning",
+    "available_features",
+    "feature_matrix",
+    "get_feature",
+    "register_feature",
     "trace",
 ]

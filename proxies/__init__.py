@@ -1,12 +1,13 @@
 """Training-free statistics (proxies) and the engine that scores search spaces with them.
 
 ``score(model, (x, y), proxies=[...], seed=0)`` computes registered statistics with the
-fewest shared passes; ``register_proxy`` adds a statistic; ``score_nb201`` scores an
-NB201 architecture on a seeded bundled batch; :mod:`proxies.ensemble` ranks populations.
+fewest shared passes; ``register_proxy`` adds a statistic; ``score_space`` scores an
+architecture of any space (its ``build`` and ``batch``); :mod:`proxies.ensemble` ranks
+populations.
 """
 
 from cbred.proxies import activation, cost, saliency  # noqa: F401  (registers the statistics)
-from cbred.proxies.api import ScoreResult, nb201_model, score, score_nb201
+from cbred.proxies.api import ScoreResult, score, score_space
 from cbred.proxies.ensemble import mean_rank, ranks, vote
 from cbred.proxies.registry import (
     ProxySpec,
@@ -24,11 +25,10 @@ __all__ = [
     "available_proxies",
     "get_proxy",
     "mean_rank",
-    "nb201_model",
     "ranks",
     "register_proxy",
     "score",
-    "score_nb201",
+    "score_space",
     "unregister_proxy",
     "vote",
 ]

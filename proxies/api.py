@@ -13,13 +13,9 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
 import torch
-from cbred.bench.datasets import NUM_CLASSES, get_batch
-from cbred.bench.ground_truth import canonical_dataset
-from cbred.bench.nb201 import Arch, parse_arch
-from cbred.bench.nb201_network import build_network
 from cbred.proxies.passes import MAIN_FEATURES, PassResults, plan, run_pass, seeded
 from cbred.proxies.registry import ProxySpec, ProxyUndefined, available_proxies, get_proxy
 from torch import nn
@@ -148,43 +144,27 @@ def score(
     return ScoreResult(values, seconds, errors, tuple(passes))
 
 
-@lru_cache(maxsize=8)
-def _cached_batch(dataset: str, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return get_batch(dataset, batch_size=batch_size, seed=seed)
-
-
-def nb201_model(
-    arch: Arch | str | int,
-    seed: int = 0,
-    channels: int = 16,
-    cells_per_stage: int = 5,
-    num_classes: int = 10,
-    cell_affine: bool = True,
-) -> nn.Module:
-    """The NB201 network of ``arch`` with PyTorch's default initialisation drawn from ``seed``
-    (``cell_affine=False``: the zero-cost-proxy reference cells, see
-    :class:`bench.nb201_network.NB201Network`)."""
-    with seeded(seed, torch.device("cpu")):
-        return build_network(arch, channels, cells_per_stage, num_classes, cell_affine)
-
-
-def score_nb201(
-    arch: Arch | str | int,
+def score_space(
+    space: Any,
+    index: int,
     proxies: Sequence[str] | None = None,
-    dataset: str = "cifar10",
     batch_size: int = 64,
     seed: int = 0,
-    channels: int = 16,
-    cells_per_stage: int = 5,
     device: str | torch.device | None = None,
-    cell_affine: bool = True,
 ) -> ScoreResult:
-    """Build the NB201 network of ``arch`` (init seeded by ``seed``; ``cell_affine`` as in
-    :func:`nb201_model`), take the seeded batch of ``dataset`` and score it.  Architectures
-    without a path from cell input to output get defined values (zero saliencies) or NaN with
-    a reason, never an exception."""
-    dataset = canonical_dataset(dataset)
-    net = nb201_model(
-        parse_arch(arch), seed, channels, cells_per_stage, NUM_CLASSES[dataset], cell_affine
-    )
-    return score(net, _cached_batch(dataset, batch_size, seed), proxies, seed, device)
+    """Score architecture ``index`` of any space (see :mod:`reduce.space` for the contract):
+    the network ``space.build(index)`` with its initialisation drawn from ``seed``, on the batch
+    ``space.batch(batch_size, seed)``.  A space without ``batch`` raises ValueError (give it
+    data first); a network that cannot be built raises, since no statistic is defined then."""
+    if not callable(getattr(space, "batch", None)):
+        raise ValueError(
+            f"space {getattr(space, 'name', type(space).__name__)!r} has no batch(size, seed); "
+            "data-dependent statistics need one (or name a data set)"
+        )
+    with seeded(seed, torch.device("cpu")):
+        net = space.build(index)
+    if not isinstance(net, nn.Module):
+        raise ValueError(
+            f"build({index}) returned {type(net).__name__}; expected a torch.nn.Module"
+        )
+    return score(net, space.batch(batch_size, seed), proxies, seed, device)

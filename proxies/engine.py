@@ -15,6 +15,7 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from cbred.proxies.store import ScoreRow, ScoreStore
@@ -25,50 +26,77 @@ ChunkFn = Callable[["ScoreJob", Sequence[int]], list[ScoreRow]]
 
 @dataclass(frozen=True)
 class ScoreJob:
-    """The setting under which architectures of ``space`` are scored."""
+    """The setting under which architectures of ``space`` are scored.
+
+    ``space`` is any object of the space contract (:mod:`reduce.space`) with a
+    ``batch(size, seed)``; it travels to worker processes by pickling, so it must be
+    importable there (a class defined in an importable module or file on ``sys.path``).
+    The store keys rows by the space's ``name`` (or ``spec``), its ``dataset`` attribute when
+    it has one, the batch size and seed, and a version that hashes the statistic's code and
+    the space's ``setting_key`` (its network setting: width, depth, cell convention, ...).
+    """
 
     statistics: tuple[str, ...]
-    space: str = "nb201"
-    dataset: str = "cifar10"
+    space: Any
     batch_size: int = 64
     seed: int = 0
-    channels: int = 16
-    cells_per_stage: int = 5
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        from cbred.bench.ground_truth import canonical_dataset
         from cbred.proxies.registry import get_proxy
 
-        if self.space != "nb201":
-            raise ValueError(f"unknown space {self.space!r}; expected 'nb201'")
-        if not self.statistics or len(set(self.statistics)) != len(self.statistics):
+        if isinstance(self.statistics, str) or not self.statistics:
+            raise ValueError(
+                f"statistics must be a non-empty list of names, got {self.statistics!r}"
+            )
+        if len(set(self.statistics)) != len(self.statistics):
             raise ValueError(f"statistics must be distinct names, got {self.statistics!r}")
         for name in self.statistics:
             get_proxy(name)  # raises a clear KeyError for unknown names
-        object.__setattr__(self, "dataset", canonical_dataset(self.dataset))
+        for attribute in ("build", "arch_str", "batch"):
+            if not callable(getattr(self.space, attribute, None)):
+                raise ValueError(
+                    f"space {self.space_name!r} has no {attribute}(); scoring needs build(i), "
+                    "arch_str(i) and batch(size, seed)"
+                )
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise ValueError(f"batch size must be an integer, got {self.batch_size!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def space_name(self) -> str:
+        name = getattr(self.space, "name", None) or getattr(self.space, "spec", None)
+        return str(name) if name else type(self.space).__name__
+
+    @property
+    def dataset(self) -> str:
+        """The data set of the scoring batch as the store records it ('' when unnamed)."""
+        return str(getattr(self.space, "dataset", "") or "")
+
+    @property
+    def setting_key(self) -> str:
+        return str(getattr(self.space, "setting_key", "") or "")
 
     @property
     def versions(self) -> dict[str, str]:
-        """Statistic → version: a hash of its code, the passes' version and the network width.
+        """Statistic → version: a hash of its code, the passes' version and the network setting.
 
-        Width and depth enter the version because the stored key has no column for them.
+        The setting enters the version because the stored key has no column for it.
         """
-        return {
-            name: statistic_version(name, self.channels, self.cells_per_stage)
-            for name in self.statistics
-        }
+        return {name: statistic_version(name, self.setting_key) for name in self.statistics}
 
 
-def statistic_version(name: str, channels: int, cells_per_stage: int) -> str:
-    """12 hex digits naming the code of statistic ``name`` and the network it scored.
+def statistic_version(name: str, setting_key: str = "") -> str:
+    """12 hex digits naming the code of statistic ``name`` and the network setting it scored.
 
     The hash covers the statistic's own function, :data:`proxies.passes.PASSES_VERSION`
-    (bumped whenever the passes change the values they produce) and the
-    :data:`proxies.passes.FEATURE_VERSIONS` of the features it reads, not the passes'
-    source, so that a refactor or a speed-up of a pass keeps every stored value valid.
+    (bumped whenever the passes change the values they produce), the
+    :data:`proxies.passes.FEATURE_VERSIONS` of the features it reads (not the passes'
+    source, so that a refactor or a speed-up of a pass keeps every stored value valid) and
+    the space's ``setting_key`` (NB201's shipped setting is ``C=16|N=5``).
     """
     from cbred.proxies.passes import FEATURE_VERSIONS, PASSES_VERSION
     from cbred.proxies.registry import get_proxy
@@ -78,19 +106,17 @@ def statistic_version(name: str, channels: int, cells_per_stage: int) -> str:
     text += "".join(
         f"|{f}={FEATURE_VERSIONS[f]}" for f in sorted(spec.needs & FEATURE_VERSIONS.keys())
     )
-    text += f"|C={channels}|N={cells_per_stage}"
+    if setting_key:
+        text += f"|{setting_key}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def score_chunk(job: ScoreJob, archs: Sequence[int]) -> list[ScoreRow]:
-    """Score the architectures ``archs`` (NB201 indices); one row per statistic each.
+    """Score the architectures ``archs`` (indices of the job's space); one row per statistic.
 
     An exception while scoring one architecture is recorded in the error text of the rows
     it affects instead of ending the chunk.
     """
-    from cbred.bench.nb201 import default_space
-
-    space = default_space()
     versions = job.versions
     rows: list[ScoreRow] = []
     for index in archs:
@@ -101,14 +127,14 @@ def score_chunk(job: ScoreJob, archs: Sequence[int]) -> list[ScoreRow]:
             value = values[name]
             rows.append(
                 ScoreRow(
-                    job.space,
+                    job.space_name,
                     int(index),
                     name,
                     job.dataset,
                     job.batch_size,
                     job.seed,
                     versions[name],
-                    space.string(int(index)),
+                    job.space.arch_str(int(index)),
                     value if np.isfinite(value) else None,
                     seconds,
                     job.device,
@@ -125,18 +151,18 @@ def _score_one(job: ScoreJob, index: int) -> tuple[dict[str, float], dict[str, s
     one failing statistic does not take the others' values with it (fused and separate
     values are equal by construction of :func:`proxies.score`).
     """
-    from cbred.proxies.api import score_nb201
+    from cbred.proxies.api import score_space
 
-    setting = (job.dataset, job.batch_size, job.seed, job.channels, job.cells_per_stage, job.device)
+    setting = (job.batch_size, job.seed, job.device)
     try:
-        result = score_nb201(index, list(job.statistics), *setting)
+        result = score_space(job.space, index, list(job.statistics), *setting)
         return result.values, result.errors
     except Exception:  # isolate the failing statistic below
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
         for name in job.statistics:
             try:
-                result = score_nb201(index, [name], *setting)
+                result = score_space(job.space, index, [name], *setting)
                 values[name] = result.values[name]
                 if name in result.errors:
                     errors[name] = result.errors[name]
@@ -167,7 +193,7 @@ class RunSummary:
 
 def missing_archs(store: ScoreStore, job: ScoreJob, archs: Sequence[int]) -> list[int]:
     """Architectures of ``archs`` lacking any of the job's statistics in the store."""
-    done = store.done(job.space, job.dataset, job.batch_size, job.seed, job.versions)
+    done = store.done(job.space_name, job.dataset, job.batch_size, job.seed, job.versions)
     return [int(a) for a in archs if any((int(a), s) not in done for s in job.statistics)]
 
 

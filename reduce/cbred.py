@@ -23,7 +23,7 @@ import pandas as pd
 from cbred.reduce.cluster import Points
 from cbred.reduce.scoring import ClusterSamples, ScoringFunction, parse_scoring
 from cbred.reduce.select import ParameterSelection, select_best_parameter
-from cbred.reduce.subspace import Subspace, space_by_name
+from cbred.reduce.subspace import Subspace
 from sklearn.base import BaseEstimator, clone
 
 ScoreSource = pd.Series | np.ndarray | Callable[[np.ndarray], np.ndarray]
@@ -98,6 +98,31 @@ def choose_clusters(f_values: np.ndarray, sizes: np.ndarray, limit: int | None) 
     return chosen
 
 
+def allocate(sizes: np.ndarray, evaluations: int) -> np.ndarray:
+    """Members to score per cluster: ``evaluations`` spread evenly, none above a cluster's size.
+
+    Every cluster gets ``evaluations // K`` (at least one, so every cluster has a score);
+    what small clusters cannot use and the remainder go one by one to the largest clusters
+    that still have unscored members.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if evaluations < len(sizes):
+        raise ValueError(
+            f"evaluations={evaluations} cannot score one member of each of {len(sizes)} clusters"
+        )
+    counts = np.minimum(sizes, max(1, evaluations // len(sizes)))
+    left = min(int(evaluations - counts.sum()), int((sizes - counts).sum()))
+    order = np.lexsort((np.arange(len(sizes)), -sizes))
+    while left > 0:
+        for c in order:
+            if left == 0:
+                break
+            if counts[c] < sizes[c]:
+                counts[c] += 1
+                left -= 1
+    return counts
+
+
 def sample_members(
     members: np.ndarray, m: int, rng: np.random.Generator, prefer: np.ndarray | None = None
 ) -> np.ndarray:
@@ -137,14 +162,16 @@ def cbred_reduce(
     m: int | None = 32,
     seed: int = 0,
     budget: float | int | None = None,
-    space: str = "nb201",
+    space: Any = None,
     k_values: Sequence[int] | None = None,
     eta_values: Sequence[float] | None = None,
     criterion: str = "silhouette",
     provenance: dict[str, Any] | None = None,
     prefer: np.ndarray | None = None,
+    evaluations: int | None = None,
 ) -> Reduction:
-    """Run C-BRED over ``points`` (one item per architecture of ``space``).
+    """Run C-BRED over ``points`` (one item per architecture of ``space``, a space object of
+    :mod:`reduce.space`; its ``arch_str`` names the subspace's members).
 
     ``clusterer`` is used as configured when ``k_values`` is None; otherwise K (and
     η over ``eta_values``) is chosen by ``criterion``.  ``m`` members per cluster
@@ -152,11 +179,15 @@ def cbred_reduce(
     scores the clusters; ``budget`` (share or count) allows several clusters.
     ``prefer`` lists architectures whose scores are free (a partial score table): each
     cluster's sample is drawn from them first, which keeps it uniform within the
-    cluster when the table covers a uniform random part of the space.
+    cluster when the table covers a uniform random part of the space. ``evaluations`` caps
+    the members scored in all (:func:`allocate` spreads them; it overrides ``m``).
     """
-    full = space_by_name(space)
-    if points.n_items != len(full):
-        raise ValueError(f"points describe {points.n_items} items, but {space} has {len(full)}")
+    if space is None:
+        raise ValueError("cbred_reduce needs the space the points describe (space=...)")
+    if points.n_items != len(space):
+        raise ValueError(f"points describe {points.n_items} items, but the space has {len(space)}")
+    if evaluations is not None and evaluations < 1:
+        raise ValueError(f"evaluations must be >= 1, got {evaluations}")
     if m is not None and m < 1:
         raise ValueError(f"m (members scored per cluster) must be >= 1 or None, got {m}")
     scoring = parse_scoring(f)
@@ -183,10 +214,12 @@ def cbred_reduce(
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     sampled = []
+    quota = allocate(sizes, evaluations) if evaluations is not None else None
     for c in range(len(sizes)):
         members = np.flatnonzero(labels == c)
-        if m is not None and m < members.size:
-            members = sample_members(members, m, rng, prefer)
+        take = int(quota[c]) if quota is not None else m
+        if take is not None and take < members.size:
+            members = sample_members(members, take, rng, prefer)
         sampled.append(members)
     values = lookup_scores(scores, np.concatenate(sampled), points.n_items)
     bounds = np.cumsum([0] + [s.size for s in sampled])
@@ -206,12 +239,14 @@ def cbred_reduce(
         "selection": None if selection is None else selection.as_dict(),
         "f": scoring.name,
         "m": m,
+        "evaluations": evaluations,
+        "scored": int(sum(len(x) for x in sampled)),
         "seed": seed,
         "budget": budget,
         "clusters": selected,
         "f_values": [float(f_values[c]) for c in selected],
     }
-    subspace = Subspace.from_indices(members, full, record)
+    subspace = Subspace.from_indices(members, space, record)
     timings["subspace"] = time.perf_counter() - start
     return Reduction(
         subspace, labels, sizes, f_values, selected, sampled, sample_values, selection, timings

@@ -1,21 +1,23 @@
-"""C-BRED on NAS-Bench-201: features, distances and statistic sources by name.
+"""C-BRED over any space: features, distances and statistic sources by name.
 
-This is the wiring the ``cbred reduce`` command and the benchmark share:
+This is the wiring the ``cbred reduce`` command, the protocol and the API share. A space is
+any object of the contract in :mod:`reduce.space`; what the space offers decides how fast
+each stage is, never whether it works:
 
-* features — the op-usage counts of every architecture: ``graph`` from the traced
-  computational graph (:func:`cgraph.nb201.space_op_counts`), or ``cell`` from the
-  NB201 cell itself (how many of the six edges carry each operation);
-* distance — between op-usage distributions (:func:`cgraph.distance.pairwise`),
-  computed once per *distinct* count vector: NB201's 15,625 architectures have a
-  few hundred, so clustering them with multiplicities is exact and cheap; or ``edit``,
-  the exact graph-edit distance between the cells, a sum over the six edges of an
-  operation cost table (:mod:`cgraph.distance.nb201_edit`), which k-medoids clusters
-  through per-edge operation counts (:mod:`reduce.additive`) without forming the
-  15,625² matrix;
-* statistic — per-architecture values oriented so that larger is better: ``params``
-  and ``flops`` analytically for the whole space, any statistic from a score table
-  (``--scores``), or any registered proxy computed on sampled members through
-  :func:`proxies.api.score_nb201`.
+* features — what the clustering sees of every architecture (:func:`space_features`):
+  the space's own fast ``features(name)`` or ``op_counts()`` when it has them, otherwise
+  the graph of every ``build(i)`` traced once and summarised by a registered feature of
+  :mod:`cgraph.features` (``op_usage``, the width/cost-aware ``flops_usage``,
+  ``params_usage``, ``kernel_shapes``);
+* distance — between feature distributions (:func:`cgraph.distance.pairwise`), computed
+  once per *distinct* feature vector (NB201's 15,625 architectures have a few hundred), so
+  clustering with multiplicities is exact and cheap; or ``edit``, the exact graph-edit
+  distance where the space gives additive per-position codes (``edit_codes()``), clustered
+  by k-medoids without forming the N² matrix (:mod:`reduce.additive`);
+* statistic — per-architecture values oriented so that larger is better: a score table
+  (``table=``), the space's analytic ``costs()`` for ``params``/``flops``, the space's own
+  ``score_table()`` (NB201 ships one), or any registered proxy computed live on the members
+  C-BRED samples (:class:`ProxyScorer`, every evaluation counted).
 """
 
 from __future__ import annotations
@@ -24,47 +26,71 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from cbred.bench.nb201 import OPS, SPACE_SIZE
-from cbred.cgraph.distance.costs import CostModel
 from cbred.reduce.additive import AdditiveCodes
 from cbred.reduce.cbred import Reduction, ScoreSource, cbred_reduce
 from cbred.reduce.cluster import Points, make_clusterer
-from cbred.reduce.subspace import space_by_name
+from cbred.reduce.space import space_name
 from sklearn.base import BaseEstimator
 
-FEATURES = ("graph", "cell")
 PROBABILISTIC = ("hellinger", "js", "sqrt_js", "kl")
 DISTANCES = (*PROBABILISTIC, "edit")
+DEFAULT_FEATURES = "op_usage"
 ANALYTIC_STATISTICS = ("params", "flops")
-# K is chosen by the criterion among 2..⌊√N⌋ for a space of N architectures (125 for
-# NB201): √N is the classical label-free upper bound on the number of clusters.  Over
-# NB201's op-usage vectors the silhouette keeps rising with K, so the bound decides how
-# fine the best cluster is; with a bound of 30 the selected subspace depended on the
-# k-means seed (see bench/perf_reduce.py --seeds).
-DEFAULT_K = tuple(range(2, math.isqrt(SPACE_SIZE) + 1))
 DEFAULT_ETA_QUANTILES = (0.05, 0.1, 0.25, 0.5)
 LIVE_MEMBERS = 8  # members per cluster scored when values are computed on demand
+MAX_DENSE_POINTS = 6000  # above: no N×N matrix (288 MiB at 6,000); Hellinger works on √p
 
 
-def nb201_op_counts(features: str = "graph") -> tuple[np.ndarray, tuple[str, ...]]:
-    """(15625, P) op-usage counts of every NB201 architecture and the P op names."""
-    if features == "cell":
-        ops = space_by_name("nb201").op_matrix
-        counts = np.stack([(ops == k).sum(axis=1) for k in range(len(OPS))], axis=1)
-        return counts.astype(np.float64), OPS
-    if features == "graph":
-        from cbred.cgraph.nb201 import space_op_counts
+def default_k(n_items: int) -> tuple[int, ...]:
+    """K candidates 2..⌊√N⌋ for a space of N architectures (125 for NB201).
+
+    √N is the classical label-free upper bound on the number of clusters. Over NB201's
+    op-usage vectors the silhouette keeps rising with K, so the bound decides how fine the
+    best cluster is (see bench/perf_reduce.py --seeds).
+    """
+    return tuple(range(2, max(2, math.isqrt(n_items)) + 1))
+
+
+def trace_features(space: Any, features: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Trace ``space.build(i)`` on zeros of ``space.input_shape`` for every i and summarise
+    each graph with the registered feature ``features`` (eval mode: what the network computes)."""
+    import torch
+    from cbred.cgraph import trace
+    from cbred.cgraph.features import feature_matrix, get_feature
+
+    get_feature(features)  # a clear error for an unknown name before any tracing
+    example = torch.zeros(tuple(space.input_shape))
+    graphs = []
+    for i in range(len(space)):
+        model = space.build(i).eval()
+        with torch.no_grad():
+            graphs.append(trace(model, example))
+    return feature_matrix(graphs, features)
+
+
+def space_features(space: Any, features: str = DEFAULT_FEATURES) -> tuple[np.ndarray, tuple]:
+    """(N, P) non-negative feature matrix of every architecture of ``space`` and its columns.
+
+    The space's own ``features(name)`` comes first (it may be analytic, or know that a name
+    such as NB201's ``cell`` exists only there; it returns None for names it leaves to
+    tracing), then ``op_counts()`` for ``op_usage``, then tracing every network.
+    """
+    own = getattr(space, "features", None)
+    if callable(own):
+        found = own(features)
+        if found is not None:
+            matrix, columns = found
+            return np.asarray(matrix, dtype=np.float64), tuple(columns)
+    if features == "op_usage" and callable(getattr(space, "op_counts", None)):
         from cbred.cgraph.vocab import VOCAB
 
-        counts = np.asarray(space_op_counts(), dtype=np.float64)
-        return counts, tuple(VOCAB)
-    raise ValueError(f"unknown features {features!r}; expected one of {', '.join(FEATURES)}")
+        return np.asarray(space.op_counts(), dtype=np.float64), tuple(VOCAB)
+    return trace_features(space, features)
 
 
 def distribution_points(counts: np.ndarray, distance: str) -> Points:
@@ -84,36 +110,54 @@ def distribution_points(counts: np.ndarray, distance: str) -> Points:
         np.asarray(counts, dtype=np.float64), axis=0, return_inverse=True, return_counts=True
     )
     embedding = np.sqrt(to_distributions(unique)) if distance == "hellinger" else None
+    dense = len(unique) <= MAX_DENSE_POINTS
+    if not dense and embedding is None:
+        gib = len(unique) ** 2 * 8 / 2**30
+        raise ValueError(
+            f"{len(unique)} distinct feature vectors need a {gib:.1f} GiB {distance} matrix; "
+            f"use --distance hellinger (k-means on an embedding, no matrix) for spaces with "
+            f"more than {MAX_DENSE_POINTS} distinct vectors"
+        )
     return Points(
         weights=weights.astype(np.float64),
         inverse=inverse.reshape(-1),
         embedding=embedding,
-        distances=pairwise(unique, metric=distance, dtype=np.float64),
+        distances=pairwise(unique, metric=distance, dtype=np.float64) if dense else None,
         distance_scale=2**-0.5,
     )
 
 
-def edit_points(cost: CostModel | None = None) -> Points:
-    """NB201's 15,625 cells under the exact edit distance, as additive codes (k-medoids)."""
-    from cbred.cgraph.distance.nb201_edit import op_cost_table
+def edit_points(space: Any, cost: Any = None) -> Points:
+    """The space's architectures under their exact edit distance, as additive codes (k-medoids).
 
-    ops = space_by_name("nb201").op_matrix
-    n = len(ops)
-    return Points(
-        weights=np.ones(n),
-        inverse=np.arange(n),
-        codes=AdditiveCodes(ops, op_cost_table(cost)),
-    )
+    Needs ``space.edit_codes(cost) -> (codes (N, E) ints, table (V, V))``: a space whose edit
+    distance is a sum over positions of a per-position cost (NB201's six edges).
+    """
+    codes_of = getattr(space, "edit_codes", None)
+    if not callable(codes_of):
+        raise ValueError(
+            f"distance 'edit' needs per-position edit codes, which space {space_name(space)!r} "
+            "does not provide (edit_codes()); use a probabilistic distance "
+            f"({', '.join(PROBABILISTIC)})"
+        )
+    codes, table = codes_of(cost)
+    n = len(codes)
+    return Points(weights=np.ones(n), inverse=np.arange(n), codes=AdditiveCodes(codes, table))
 
 
-def nb201_points(distance: str, features: str = "graph") -> Points:
-    """The points C-BRED clusters for ``distance``: op-usage distributions of ``features``,
-    or the cells themselves for ``edit``."""
+def space_points(space: Any, distance: str, features: str = DEFAULT_FEATURES) -> Points:
+    """The points C-BRED clusters for ``distance``: distributions of ``features``, or the
+    space's additive edit codes for ``edit``."""
     if distance == "edit":
-        return edit_points()
+        return edit_points(space)
     if distance not in DISTANCES:
         raise ValueError(f"unknown distance {distance!r}; expected one of {', '.join(DISTANCES)}")
-    return distribution_points(nb201_op_counts(features)[0], distance)
+    matrix, _ = space_features(space, features)
+    if len(matrix) != len(space):
+        raise ValueError(f"features have {len(matrix)} rows for a space of {len(space)}")
+    if np.any(~np.isfinite(matrix)) or np.any(matrix < 0) or np.any(matrix.sum(axis=1) <= 0):
+        raise ValueError(f"features {features!r} must be finite, non-negative and not all zero")
+    return distribution_points(matrix, distance)
 
 
 def eta_candidates(
@@ -137,14 +181,6 @@ def statistic_direction(name: str) -> float:
             f"unknown statistic {name!r}; expected one of {', '.join(available_proxies())}"
         )
     return 1.0 if get_proxy(name).direction == "higher" else -1.0
-
-
-@lru_cache(maxsize=1)
-def _analytic_costs() -> dict[str, np.ndarray]:
-    from cbred.bench.nb201_network import space_costs
-
-    params, flops = space_costs(space_by_name("nb201"))
-    return {"params": params.astype(np.float64), "flops": flops.astype(np.float64)}
 
 
 def load_score_table(
@@ -191,106 +227,100 @@ def load_score_table(
     return pd.Series(table[statistic].to_numpy(float), index=np.asarray(keys, dtype=np.int64))
 
 
-def shipped_statistic(statistic: str) -> pd.Series | None:
-    """``statistic`` from the shipped NB201 score table (whole or partial), or None."""
-    from cbred.bench.score_table import shipped_scores
-
-    try:
-        table = shipped_scores()
-    except FileNotFoundError:
-        return None
-    if statistic not in table.columns:
-        return None
-    values = load_score_table(table, statistic)
-    values.attrs = dict(table.attrs)
-    return values
-
-
 @dataclass
 class ProxyScorer:
-    """Scores architectures on demand through :func:`proxies.api.score_nb201`, with a cache.
+    """Scores architectures of ``space`` on demand (:func:`proxies.score_space`), with a cache.
 
-    The default network is reduced (8 channels, 1 cell per stage, batch of 32) so
-    that scoring a few hundred sampled members takes minutes on a CPU; pass the
-    standard setting (64, 16, 5) to match a score table made with it.  The cache
-    (index → value) lets several reductions share computed values.
+    Every statistic evaluation is counted in :attr:`evaluations` and its index kept in
+    :attr:`scored`, so a reduction records exactly what it spent. The cache (index → value)
+    lets several reductions share computed values; values given up front (a partial table)
+    cost nothing and are not counted.
     """
 
     statistic: str
-    dataset: str = "cifar10"
-    batch_size: int = 32
+    space: Any
+    batch_size: int = 64
     seed: int = 0
-    channels: int = 8
-    cells_per_stage: int = 1
+    device: str | None = None
 
     def __post_init__(self) -> None:
         self.direction = statistic_direction(self.statistic)
         self.cache: dict[int, float] = {}
+        self.scored: list[int] = []
         self.seconds = 0.0
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.scored)
 
     def cached_indices(self) -> np.ndarray:
         """Architectures whose value costs nothing (already computed or from a table)."""
         return np.fromiter(self.cache, dtype=np.int64, count=len(self.cache))
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
-        from cbred.proxies.api import score_nb201
+        from cbred.proxies.api import score_space
 
         start = time.perf_counter()
         for index in map(int, indices):
             if index not in self.cache:
-                result = score_nb201(
-                    index,
-                    [self.statistic],
-                    dataset=self.dataset,
-                    batch_size=self.batch_size,
-                    seed=self.seed,
-                    channels=self.channels,
-                    cells_per_stage=self.cells_per_stage,
+                result = score_space(
+                    self.space, index, [self.statistic], self.batch_size, self.seed, self.device
                 )
                 self.cache[index] = float(result[self.statistic])
+                self.scored.append(index)
         self.seconds += time.perf_counter() - start
         return self.direction * np.array([self.cache[int(i)] for i in indices])
 
 
+def space_score_table(space: Any, statistic: str) -> pd.Series | None:
+    """``statistic`` from the space's own score table (``score_table()``), or None."""
+    own = getattr(space, "score_table", None)
+    if not callable(own):
+        return None
+    table = own()
+    if table is None or statistic not in table.columns:
+        return None
+    values = load_score_table(table, statistic)
+    values.attrs = dict(table.attrs)
+    return values
+
+
 def score_source(
     statistic: str,
-    table: str | Path | None = None,
-    dataset: str = "cifar10",
+    space: Any,
+    table: str | Path | pd.DataFrame | None = None,
+    dataset: str | None = None,
+    use_space_table: bool = True,
     **proxy_options: Any,
 ) -> tuple[ScoreSource, str]:
-    """The values of ``statistic`` (larger is better) and where they come from.
+    """The values of ``statistic`` (larger is better) over ``space`` and where they come from.
 
-    Order: a score table when given, the analytic ``params``/``flops``, the shipped
-    NB201 score table (:func:`bench.score_table.shipped_scores`) when it has the
-    statistic (a partial table becomes the cache of a :class:`ProxyScorer` in the
-    table's setting), else the proxies API on demand (``proxy_options`` go to
-    :class:`ProxyScorer`).
+    Order: a score table when given, the space's analytic ``costs()`` for ``params`` /
+    ``flops``, the space's own score table when it covers the statistic (a partial one
+    becomes the free cache of a :class:`ProxyScorer`), else live scoring (``proxy_options``
+    go to :class:`ProxyScorer`). ``use_space_table=False`` skips the space's table.
     """
     direction = statistic_direction(statistic)
     if table is not None:
-        return direction * load_score_table(table, statistic, dataset), f"table {Path(table).name}"
-    if statistic in ANALYTIC_STATISTICS:
-        return direction * _analytic_costs()[statistic], "analytic"
-    shipped = shipped_statistic(statistic)
-    if shipped is not None and len(shipped) == len(space_by_name("nb201")):
+        name = "DataFrame" if isinstance(table, pd.DataFrame) else Path(table).name
+        return direction * load_score_table(table, statistic, dataset), f"table {name}"
+    costs = getattr(space, "costs", None)
+    if statistic in ANALYTIC_STATISTICS and callable(costs):
+        return direction * np.asarray(costs()[statistic], dtype=np.float64), "analytic"
+    shipped = space_score_table(space, statistic) if use_space_table else None
+    if shipped is not None and len(shipped) == len(space):
         return direction * shipped, "shipped score table"
+    scorer = ProxyScorer(statistic, space, **proxy_options)
     if shipped is not None:
-        # A partial table: score the rest live in the table's own setting, so that all
-        # values are comparable; cbred_reduce samples members from the table first.
-        setting = {k: shipped.attrs[k] for k in ("batch_size", "seed", "channels")}
-        scorer = ProxyScorer(
-            statistic,
-            shipped.attrs["dataset"],
-            **setting,
-            cells_per_stage=shipped.attrs["cells_per_stage"],
-        )
+        # A partial table: the rest is scored live; C-BRED samples members from it first.
         scorer.cache.update(zip(shipped.index.tolist(), shipped.to_numpy(float).tolist()))
-        share = len(shipped) / len(space_by_name("nb201"))
+        share = len(shipped) / len(space)
         return scorer, f"shipped score table ({share:.0%} of the space), the rest live"
-    return ProxyScorer(statistic, dataset, **proxy_options), "cbred.proxies.api.score_nb201"
+    return scorer, "live (proxies.score_space)"
 
 
-def reduce_nb201(
+def reduce_space(
+    space: Any,
     distance: str = "hellinger",
     cluster: str | BaseEstimator = "kmeans",
     scores: ScoreSource | None = None,
@@ -299,36 +329,45 @@ def reduce_nb201(
     m: int | None = None,
     seed: int = 0,
     budget: float | int | None = None,
-    features: str = "graph",
-    k_values: Sequence[int] | None = DEFAULT_K,
+    features: str = DEFAULT_FEATURES,
+    k_values: Sequence[int] | None | str = "default",
     eta_values: Sequence[float] | None = None,
     criterion: str = "silhouette",
     points: Points | None = None,
+    evaluations: int | None = None,
 ) -> Reduction:
-    """C-BRED over NB201 with named parts; see :func:`reduce.cbred.cbred_reduce`.
+    """C-BRED over ``space`` with named parts; see :func:`reduce.cbred.cbred_reduce`.
 
     ``m`` members per cluster are scored; None scores all of them when the values come
-    from a table and :data:`LIVE_MEMBERS` when they are computed on demand.
+    from a table and :data:`LIVE_MEMBERS` when they are computed on demand. ``evaluations``
+    caps the number of architectures scored (spread over the clusters; K is kept ≤ it).
 
-    ``scores`` defaults to :func:`score_source` of ``statistic``; ``eta_values``
-    defaults to :func:`eta_candidates` for spectral clustering; ``points`` may be
-    passed to reuse the features and distances of an earlier call.
+    ``scores`` defaults to :func:`score_source` of ``statistic``; ``k_values`` defaults to
+    :func:`default_k`; ``eta_values`` defaults to :func:`eta_candidates` for spectral
+    clustering; ``points`` may be passed to reuse the features and distances of an earlier call.
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if points is None:
-        points = nb201_points(distance, features)
+        points = space_points(space, distance, features)
     timings["features+distance"] = time.perf_counter() - start
+    if isinstance(k_values, str):
+        k_values = default_k(points.n_items)
+    if evaluations is not None and k_values is not None:
+        k_values = [k for k in k_values if k <= evaluations]
+        if not k_values:
+            raise ValueError(f"evaluations={evaluations} is fewer than 2 clusters can share")
     clusterer = make_clusterer(cluster, seed=seed) if isinstance(cluster, str) else cluster
     has_eta = "eta" in clusterer.get_params()
     if has_eta and eta_values is None and k_values is not None:
         eta_values = eta_candidates(points)
     if scores is None:
-        scores, _ = score_source(statistic)
-    if m is None and isinstance(scores, ProxyScorer):
+        scores, _ = score_source(statistic, space)
+    live = isinstance(scores, ProxyScorer)
+    if m is None and live and evaluations is None:
         m = LIVE_MEMBERS  # values computed live: score a sample of each cluster, not all
     provenance = {
-        "features": features,
+        "features": features if distance != "edit" else None,
         "distance": distance,
         "distinct_points": len(points),
         "statistic": statistic,
@@ -337,6 +376,7 @@ def reduce_nb201(
         points,
         clusterer,
         scores,
+        space=space,
         f=f,
         m=m,
         seed=seed,
@@ -345,7 +385,11 @@ def reduce_nb201(
         eta_values=eta_values if has_eta else None,
         criterion=criterion,
         provenance=provenance,
-        prefer=scores.cached_indices() if isinstance(scores, ProxyScorer) else None,
+        prefer=scores.cached_indices() if live else None,
+        evaluations=evaluations,
     )
+    if live:
+        reduction.subspace.provenance["scored_live"] = scores.evaluations
+        reduction.subspace.provenance["scored_members"] = [space.arch_str(i) for i in scores.scored]
     reduction.timings = {**timings, **reduction.timings}
     return reduction

@@ -25,6 +25,7 @@ from cbred.reduce.cluster import (
     default_eta,
     spectral_embedding,
 )
+from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator, clone
 
 CRITERIA = ("silhouette", "eigengap")
@@ -70,12 +71,30 @@ def silhouette_from_sums(sums: np.ndarray, codes: np.ndarray, weights: np.ndarra
     return float(weights @ s / weights.sum())
 
 
+SILHOUETTE_SAMPLE = 3000
+"""Above this many distinct points given by an embedding (and no matrix), the silhouette is
+the weighted silhouette of a fixed seeded sample of this many points (the standard estimate,
+as ``sklearn.metrics.silhouette_score(sample_size=...)``): the full matrix of a space with
+tens of thousands of distinct feature vectors would take gigabytes."""
+
+
 def points_silhouette(points: Points, labels: np.ndarray) -> float:
     """Silhouette of a labelling of ``points`` (-1 when it has a single cluster); by cluster
-    sums of the additive codes when the points have no distance matrix."""
+    sums of the additive codes when the points have no distance matrix; on a seeded sample
+    of :data:`SILHOUETTE_SAMPLE` points for large embeddings."""
     labels = np.asarray(labels)
     if len(np.unique(labels)) < 2:
         return -1.0  # degenerate: everything in one cluster
+    large = points.distances is None and points.embedding is not None
+    if large and len(points) > SILHOUETTE_SAMPLE:
+        keep = np.sort(
+            np.random.default_rng(0).choice(len(points), SILHOUETTE_SAMPLE, replace=False)
+        )
+        if len(np.unique(labels[keep])) < 2:
+            return -1.0
+        x = points.embedding[keep]
+        distances = cdist(x, x) * points.distance_scale
+        return weighted_silhouette(distances, labels[keep], points.weights[keep])
     if points.codes is None or points.distances is not None:
         return weighted_silhouette(points.distance_matrix(), labels, points.weights)
     names, codes = np.unique(labels, return_inverse=True)

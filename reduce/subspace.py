@@ -1,10 +1,12 @@
 """A reduced search space: the value C-BRED hands to searchers.
 
-A :class:`Subspace` is a set of architecture indices of a named space, with their
-cell strings and the provenance of the reduction (distance, clusterer, K, η,
-scoring function, seed, ...).  Searchers iterate it, sample it uniformly, test
-membership and walk one-edge neighbourhoods inside it.  It saves to JSON (one
-object) or CSV (``index,arch`` rows under a ``# provenance:`` comment line).
+A :class:`Subspace` is a set of architecture indices of a space (any object of the contract
+in :mod:`reduce.space`), with their ``arch_str`` names and the provenance of the reduction
+(features, distance, clusterer, K, η, scoring function, seed, every architecture scored).
+Searchers iterate it, sample it uniformly, test membership and walk neighbourhoods inside it.
+It saves to JSON (one object) or CSV (``index,arch`` rows under a ``# provenance:`` comment
+line) under the space's name (a registered name, or the ``--space`` spec of a user's space),
+so that a file names its architectures whatever the space.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cbred.bench.nb201 import Arch, NB201Space, parse_arch
+from cbred.reduce.space import as_rng, index_of, load_space, space_name
 
 _PROVENANCE_PREFIX = "# provenance: "
 
@@ -41,26 +42,19 @@ def _text_of(source: str | os.PathLike[str], opening: str) -> str:
     return Path(source).read_text()
 
 
-@lru_cache(maxsize=1)
-def _nb201() -> NB201Space:
-    return NB201Space()
-
-
-def space_by_name(name: str) -> NB201Space:
-    """The search space called ``name`` (only ``nb201`` exists so far)."""
-    if name != NB201Space.name:
-        raise ValueError(f"unknown search space {name!r}; expected {NB201Space.name!r}")
-    return _nb201()
-
-
 @dataclass(frozen=True)
 class Subspace:
-    """Sorted, distinct indices of ``space`` with their strings and provenance."""
+    """Sorted, distinct indices of the space named ``space`` with their names and provenance.
+
+    ``source`` is the space object itself when known (it is not saved; a loaded subspace
+    finds its space by name through :func:`reduce.space.load_space` on first need).
+    """
 
     space: str
     indices: np.ndarray
     strings: tuple[str, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
+    source: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         idx = np.asarray(self.indices, dtype=np.int64).reshape(-1)
@@ -77,19 +71,27 @@ class Subspace:
         object.__setattr__(self, "provenance", plain)
 
     @classmethod
-    def from_indices(
-        cls, indices: Any, space: NB201Space | str = "nb201", provenance: dict | None = None
-    ) -> Subspace:
-        """Build from any iterable of indices (duplicates dropped) of ``space``."""
-        full = space_by_name(space) if isinstance(space, str) else space
+    def from_indices(cls, indices: Any, space: Any, provenance: dict | None = None) -> Subspace:
+        """Build from any iterable of indices (duplicates dropped) of ``space`` (an object or
+        a ``--space`` value)."""
+        full = load_space(space, probe=False) if isinstance(space, str) else space
         idx = np.unique(np.asarray(list(indices), dtype=np.int64))
         if idx.size and (idx[0] < 0 or idx[-1] >= len(full)):
             bad = idx[0] if idx[0] < 0 else idx[-1]
-            raise IndexError(f"index {bad} out of range 0..{len(full) - 1} of {full.name}")
-        return cls(full.name, idx, tuple(full.string(int(i)) for i in idx), dict(provenance or {}))
+            raise IndexError(f"index {bad} out of range 0..{len(full) - 1} of {space_name(full)}")
+        strings = tuple(full.arch_str(int(i)) for i in idx)
+        return cls(space_name(full), idx, strings, dict(provenance or {}), full)
 
-    def full_space(self) -> NB201Space:
-        return space_by_name(self.space)
+    @classmethod
+    def full(cls, space: Any) -> Subspace:
+        """Every architecture of ``space``."""
+        return cls.from_indices(range(len(space)), space, {"full_space": True})
+
+    def full_space(self) -> Any:
+        """The space object (the one given, else loaded by name and kept)."""
+        if self.source is None:
+            object.__setattr__(self, "source", load_space(self.space, probe=False))
+        return self.source
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -98,13 +100,13 @@ class Subspace:
         return (int(i) for i in self.indices)
 
     def __contains__(self, item: object) -> bool:
-        """Membership of an index, a cell string or an :class:`Arch`."""
-        if isinstance(item, (int, np.integer)):
+        """Membership of an index or an architecture's name (or any object whose ``str`` is)."""
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             index = int(item)
-        elif isinstance(item, (str, Arch)):
+        elif item is not None and not isinstance(item, (float, bool)):
             try:
-                index = self.full_space().index(parse_arch(item))
-            except ValueError:
+                index = index_of(self.full_space(), str(item))
+            except (KeyError, ValueError, IndexError):
                 return False
         else:
             return False
@@ -130,17 +132,22 @@ class Subspace:
             raise KeyError(f"index {index} is not in this subspace")
         return self.strings[int(position)]
 
-    def sample(self, n: int, seed: int, replace: bool = False) -> np.ndarray:
-        """``n`` member indices drawn uniformly with ``seed`` (distinct unless ``replace``)."""
+    def sample(self, n: int, seed: int | np.random.Generator, replace: bool = False) -> np.ndarray:
+        """``n`` member indices drawn uniformly with ``seed`` (a seed or a Generator;
+        distinct unless ``replace``)."""
         if n < 0 or (not replace and n > len(self)):
             raise ValueError(
                 f"cannot draw {n} distinct architectures from a subspace of {len(self)}"
             )
-        return np.random.default_rng(seed).choice(self.indices, size=n, replace=replace)
+        return as_rng(seed).choice(self.indices, size=n, replace=replace)
 
     def neighbours(self, index: int) -> list[int]:
-        """One-edge neighbours of ``index`` (need not be a member) that are members."""
-        return [j for j in self.full_space().neighbours(int(index)) if j in self]
+        """Neighbours of ``index`` (need not be a member) that are members; none when the
+        space defines no ``neighbours``."""
+        neighbours = getattr(self.full_space(), "neighbours", None)
+        if not callable(neighbours):
+            return []
+        return [int(j) for j in neighbours(int(index)) if int(j) in self]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,25 +159,35 @@ class Subspace:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Subspace:
+    def from_dict(cls, data: dict[str, Any], space: Any = None) -> Subspace:
+        """From :meth:`to_dict` data; the names are checked against ``space`` (default: the
+        space the data names, loaded)."""
         missing = {"space", "indices", "strings"} - set(data)
         if missing:
             raise ValueError(f"subspace data lacks {sorted(missing)}")
+        if space is not None and space_name(space) != data["space"]:
+            raise ValueError(
+                f"subspace is of space {data['space']!r}, not of {space_name(space)!r}"
+            )
         sub = cls(
             data["space"],
             np.asarray(data["indices"]),
             tuple(data["strings"]),
             dict(data.get("provenance", {})),
+            space,
         )
         sub.check_strings()
         return sub
 
     def check_strings(self) -> None:
-        """Raise if a stored string is not the space's string at its index."""
+        """Raise if a stored name is not the space's ``arch_str`` at its index."""
         full = self.full_space()
+        if self.indices[-1] >= len(full):
+            raise ValueError(f"index {self.indices[-1]} is beyond the space's {len(full)}")
         for index, text in zip(self.indices, self.strings):
-            if full.string(int(index)) != text:
-                raise ValueError(f"index {index} is {full.string(int(index))!r}, not {text!r}")
+            actual = full.arch_str(int(index))
+            if actual != text:
+                raise ValueError(f"index {index} is {actual!r}, not {text!r}")
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The JSON text; written to ``path`` when given."""
@@ -180,9 +197,9 @@ class Subspace:
         return text
 
     @classmethod
-    def from_json(cls, source: str | os.PathLike[str]) -> Subspace:
-        """Load from a JSON file path or from JSON text."""
-        return cls.from_dict(json.loads(_text_of(source, "{")))
+    def from_json(cls, source: str | os.PathLike[str], space: Any = None) -> Subspace:
+        """Load from a JSON file path or from JSON text (``space`` as in :meth:`from_dict`)."""
+        return cls.from_dict(json.loads(_text_of(source, "{")), space)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """CSV text (``index,arch`` rows under a provenance comment); written to ``path``."""
@@ -198,7 +215,7 @@ class Subspace:
         return text
 
     @classmethod
-    def from_csv(cls, source: str | os.PathLike[str]) -> Subspace:
+    def from_csv(cls, source: str | os.PathLike[str], space: Any = None) -> Subspace:
         """Load from a CSV file path or CSV text written by :meth:`to_csv`."""
         text = _text_of(source, _PROVENANCE_PREFIX)
         first, _, body = text.partition("\n")
@@ -208,9 +225,8 @@ class Subspace:
         rows = list(csv.reader(io.StringIO(body)))
         if not rows or rows[0] != ["index", "arch"]:
             raise ValueError("subspace CSV needs an 'index,arch' header row")
-        space = header.pop("space")
+        name = header.pop("space")
         indices = [int(r[0]) for r in rows[1:]]
         strings = [r[1] for r in rows[1:]]
-        return cls.from_dict(
-            {"space": space, "indices": indices, "strings": strings, "provenance": header}
-        )
+        data = {"space": name, "indices": indices, "strings": strings, "provenance": header}
+        return cls.from_dict(data, space)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from cbred.bench import perf_trace
 from cbred.bench.cli import main
+from cbred.bench.nb201_graph import nb201_graph
 from cbred.bench.nb201_network import count_params_flops
 from cbred.cgraph.export import load
-from cbred.cgraph.nb201 import nb201_graph
 
 
 def test_trace_nb201_writes_json_and_prints_summary(tmp_path, capsys):
@@ -23,9 +23,9 @@ def test_trace_nb201_writes_json_and_prints_summary(tmp_path, capsys):
 def test_trace_nb201_slow_path_agrees(capsys):
     arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|"
     common = ["trace", "--space", "nb201", "--arch", arch, "--channels", "4"]
-    assert main([*common, "--cells-per-stage", "1"]) == 0
+    assert main([*common, "--cells", "1"]) == 0
     fast = capsys.readouterr().out
-    assert main([*common, "--cells-per-stage", "1", "--slow"]) == 0
+    assert main([*common, "--cells", "1", "--slow"]) == 0
     assert capsys.readouterr().out == fast
 
 

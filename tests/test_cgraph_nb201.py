@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from cbred.bench.nb201 import OPS, SPACE_SIZE, Arch
+from cbred.bench.nb201_graph import iter_space_graphs, nb201_graph, space_op_counts
 from cbred.bench.nb201_network import build_network, count_params_flops
 from cbred.cgraph import VOCAB, VOCAB_INDEX, trace
-from cbred.cgraph.nb201 import iter_space_graphs, nb201_graph, space_op_counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

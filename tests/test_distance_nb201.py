@@ -6,12 +6,15 @@ import networkx as nx
 import numpy as np
 import pytest
 from cbred.bench.nb201 import OPS, SPACE_SIZE, Arch, NB201Space
-from cbred.cgraph.distance import CostModel, cell_edit_distance, cell_graph, nb201_edit_matrix
-from cbred.cgraph.distance.nb201_edit import (
+from cbred.bench.nb201_edit import (
+    cell_edit_distance,
+    cell_graph,
     cell_networkx_costs,
     default_node_penalty,
+    nb201_edit_matrix,
     op_cost_table,
 )
+from cbred.cgraph.distance import CostModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

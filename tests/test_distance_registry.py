@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from cbred.bench.cli import main as cli_main
+from cbred.bench.nb201_edit import nb201_edit_matrix
 from cbred.cgraph import trace
 from cbred.cgraph.distance import (
     CostModel,
@@ -15,7 +16,6 @@ from cbred.cgraph.distance import (
     get_metric,
     hellinger_matrix,
     kernel_graph,
-    nb201_edit_matrix,
     pairwise,
     register_metric,
     registry,
@@ -56,7 +56,7 @@ def test_pairwise_on_arrays_passes_options() -> None:
     smoothed = pairwise(counts, "kl", smoothing=2.0, dtype=np.float64)
     assert smoothed.dtype == np.float64 and smoothed[0, 1] > 0
     assert not np.allclose(smoothed, pairwise(counts, "kl", dtype=np.float64))
-    with pytest.raises(ValueError, match="unknown space 'nb101'"):
+    with pytest.raises(ValueError, match="got the string 'nb101'; pass a space object"):
         pairwise("nb101", "js")
 
 
@@ -98,17 +98,24 @@ def test_pairwise_on_traced_graphs() -> None:
         pairwise([object(), object()], "edit")
 
 
-def test_edit_metric_on_nb201_inputs() -> None:
+def test_edit_metric_uses_a_space_s_own_matrix() -> None:
+    class Codes:
+        """A space-like object whose edit distance is NB201's per-edge sums."""
+
+        def __init__(self, codes: np.ndarray) -> None:
+            self.codes = codes
+
+        def edit_matrix(self, cost=None, **options):
+            return nb201_edit_matrix(self.codes, cost, **options)
+
     codes = np.array([[0, 1, 2, 3, 4, 0], [0, 1, 2, 2, 4, 0], [4, 4, 4, 4, 4, 4]], dtype=np.int8)
-    d = pairwise(codes, "edit")
+    d = pairwise(Codes(codes), "edit")
     np.testing.assert_array_equal(d, nb201_edit_matrix(codes))
     assert d[0, 1] == 0.5
     expensive = CostModel(same_family=0.9)
-    assert pairwise(codes, "edit", cost=expensive)[0, 1] == pytest.approx(0.9)
-    by_index = pairwise([0, 1, 2], "edit")
-    assert by_index.shape == (3, 3) and by_index[0, 1] > 0
+    assert pairwise(Codes(codes), "edit", cost=expensive)[0, 1] == pytest.approx(0.9)
     with pytest.raises(ValueError, match="integer NB201 op codes"):
-        pairwise(codes.astype(float), "edit")
+        pairwise(Codes(codes.astype(float)), "edit")
 
 
 USER_MODULE = """
@@ -159,15 +166,15 @@ def test_cli_space_and_models(tmp_path, capsys, monkeypatch) -> None:
 
 
 def test_cli_space_uses_space_op_counts(tmp_path, capsys, monkeypatch) -> None:
-    import cbred.cgraph.nb201
+    import cbred.bench.nb201_graph
 
     calls = []
 
-    def fake_counts(space, channels, cells_per_stage):
+    def fake_counts(space, channels=16, cells_per_stage=5):
         calls.append((len(space), channels, cells_per_stage))
         return np.random.default_rng(0).integers(0, 4, size=(30, 6)) + np.eye(30, 6, dtype=int)
 
-    monkeypatch.setattr(cbred.cgraph.nb201, "space_op_counts", fake_counts)
+    monkeypatch.setattr(cbred.bench.nb201_graph, "space_op_counts", fake_counts)
     out = tmp_path / "D.npy"
     args = ["distance", "--space", "nb201", "--metric", "js", "--channels", "8", "--cells", "1"]
     assert cli_main([*args, "--dtype", "float64", "--out", str(out)]) == 0

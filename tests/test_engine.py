@@ -13,13 +13,14 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from cbred.bench.nb201 import NB201Space
 from cbred.proxies.engine import ScoreJob, missing_archs, run_scoring, score_chunk
 from cbred.proxies.executors import InProcessExecutor, ProcessPoolExecutor
 from cbred.proxies.registry import register_proxy, unregister_proxy
 from cbred.proxies.store import ScoreRow, ScoreStore
 from engine_helpers import always_raise, die_once_then_score
 
-TINY = dict(batch_size=8, channels=4, cells_per_stage=1)
+TINY = dict(batch_size=8, space=NB201Space(channels=4, cells_per_stage=1))
 ARCHS = [0, 6111, 857, 123]
 
 
@@ -98,7 +99,7 @@ def test_resume_after_sigkill(tmp_path):
         "-m",
         "cbred.bench.cli",
         "score",
-        "--proxies",
+        "--score",
         "params,naswot",
         "--sample",
         "12",
@@ -228,8 +229,13 @@ def test_ray_executor_matches_in_process(tmp_path):
 
 def test_job_validation():
     with pytest.raises(KeyError, match="nosuch"):
-        ScoreJob(("nosuch",))
-    with pytest.raises(ValueError, match="'darts'"):
-        ScoreJob(("params",), space="darts")
+        ScoreJob(("nosuch",), NB201Space())
+    with pytest.raises(ValueError, match="has no build"):
+        ScoreJob(("params",), space=object())
     with pytest.raises(ValueError, match="'mnist'"):
-        ScoreJob(("params",), dataset="mnist")
+        ScoreJob(("params",), NB201Space(dataset="mnist"))
+    with pytest.raises(ValueError, match="batch size must be >= 1"):
+        ScoreJob(("params",), NB201Space(), batch_size=0)
+    wide = ScoreJob(("params",), NB201Space(channels=8))
+    affine = ScoreJob(("params",), NB201Space(channels=8, cell_affine=False))
+    assert wide.versions != affine.versions  # the cell convention enters the stored key

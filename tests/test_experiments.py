@@ -8,6 +8,7 @@ import pytest
 from cbred.bench import experiments as ex
 from cbred.bench.cli import main
 from cbred.bench.ground_truth import load_ground_truth
+from cbred.bench.nb201 import default_space
 from cbred.proxies.store import ScoreRow, ScoreStore
 from cbred.reduce.subspace import Subspace
 
@@ -92,7 +93,7 @@ def test_perfect_statistic_best_of_n_equals_the_optimal_reference(table):
 def test_ensemble_and_subspace_runs(table, accuracy):
     source = ex.load_scores([table], ["naswot", "synflow"])
     members = COVERED[::2]
-    sub = Subspace.from_indices(members)
+    sub = Subspace.from_indices(members, default_space())
     runs = ex.bestofn_runs(source, ("naswot", "synflow"), 30, 3, subspace=sub)
     assert runs.label == "naswot+synflow best-of-30 in subspace"
     assert runs.coverage == members.size
@@ -120,7 +121,7 @@ def test_acceptance_picks_a_training_free_winner(table):
 
 
 def test_cli_bestofn_prints_published_rows(table, capsys):
-    args = ["bench", "bestofn", "--proxy", "naswot", "--n", "10,100", "--seeds", "3"]
+    args = ["bench", "bestofn", "--score", "naswot", "--n", "10,100", "--seeds", "3"]
     assert main([*args, "--scores", str(table)]) == 0
     out = capsys.readouterr().out
     assert "92.44 ± 1.13" in out and "69.48 ± 1.70" in out  # published N=10 / N=100
@@ -129,13 +130,13 @@ def test_cli_bestofn_prints_published_rows(table, capsys):
 
 
 def test_cli_rejects_unknown_statistics(table, capsys):
-    assert main(["bench", "rea", "--proxy", "fisher", "--scores", str(table)]) == 2
+    assert main(["bench", "rea", "--score", "fisher", "--scores", str(table)]) == 2
     assert "fisher" in capsys.readouterr().err
 
 
 def test_cli_report_writes_markdown_and_plots(table, tmp_path, capsys):
     out = tmp_path / "report"
-    args = ["bench", "report", "--proxy", "naswot,params", "--seeds", "2", "--evaluations", "40"]
+    args = ["bench", "report", "--score", "naswot,params", "--seeds", "2", "--evaluations", "40"]
     args += ["--scores", str(table), "--out", str(out), "--seconds", "500"]
     assert main(args) == 0
     text = (out / "report.md").read_text()

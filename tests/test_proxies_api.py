@@ -8,6 +8,7 @@ import pytest
 import torch
 from cbred import proxies
 from cbred.bench.datasets import get_batch
+from cbred.bench.nb201_proxies import nb201_model, score_nb201
 from cbred.proxies.passes import plan
 from torch import nn
 
@@ -29,7 +30,7 @@ def _same(a: float, b: float) -> bool:
 
 
 def test_fused_results_equal_separate_results_exactly(batch) -> None:
-    net = proxies.nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
+    net = nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
     names = proxies.available_proxies()
     fused = proxies.score(net, batch, names, seed=5)
     assert fused.passes == ("main", "synflow", "ntk", "zico")
@@ -56,7 +57,7 @@ def _snapshot(model: nn.Module):
 
 
 def test_the_model_is_left_as_it_was_given(batch) -> None:
-    net = proxies.nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1).eval()
+    net = nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1).eval()
     net.cells[0].layers[0].op[1].weight.requires_grad_(False)
     net.classifier.weight.grad = torch.ones_like(net.classifier.weight)
     seen = []
@@ -85,14 +86,14 @@ def test_deterministic_for_a_seed_and_seed_reaches_dropout() -> None:
 
 
 def test_score_nb201_is_deterministic_and_timed() -> None:
-    a = proxies.score_nb201(ARCH, ["snip", "naswot"], batch_size=8, channels=4, cells_per_stage=1)
-    b = proxies.score_nb201(ARCH, ["snip", "naswot"], batch_size=8, channels=4, cells_per_stage=1)
+    a = score_nb201(ARCH, ["snip", "naswot"], batch_size=8, channels=4, cells_per_stage=1)
+    b = score_nb201(ARCH, ["snip", "naswot"], batch_size=8, channels=4, cells_per_stage=1)
     assert a.values == b.values
     assert a.seconds["total"] > 0 and "pass:main" in a.seconds
 
 
 def test_dead_nb201_cell_gives_defined_values_or_reasons() -> None:
-    result = proxies.score_nb201(DEAD, None, batch_size=8, channels=4, cells_per_stage=1)
+    result = score_nb201(DEAD, None, batch_size=8, channels=4, cells_per_stage=1)
     for name, value in result.items():
         assert math.isfinite(value) or name in result.errors, name
     assert result["grad_norm"] == 0.0 and result["synflow"] == 0.0
@@ -183,7 +184,7 @@ def test_asking_for_cuda_without_it_is_an_error(batch) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu_closely(batch) -> None:
-    net = proxies.nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
+    net = nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
     names = ["grad_norm", "snip", "synflow", "naswot", "params", "flops"]
     cpu = proxies.score(net, batch, names, seed=0, device="cpu")
     gpu = proxies.score(net, batch, names, seed=0, device="cuda")

@@ -55,7 +55,7 @@ def test_cli_lists_statistics(capsys) -> None:
 
 def test_cli_scores_one_narrow_network(capsys) -> None:
     dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-    argv = ["proxies", "score", "--arch", dead, "--proxies", "snip,jacob_cov", "--channels", "4"]
+    argv = ["proxies", "score", "--arch", dead, "--score", "snip,jacob_cov", "--channels", "4"]
     assert _cli([*argv, "--cells", "1", "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
     assert "snip" in out and "passes: main=" in out and "constant" in out

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cbred.bench.nb201_proxies import score_nb201
 from cbred.bench.score_table import shipped_scores
-from cbred.proxies.api import score_nb201
 from cbred.proxies.engine import statistic_version
 
 # a cell with convolutions on every edge, one with pooling and skips, one with no path
@@ -36,7 +36,9 @@ def table():
 def test_shipped_table_versions_match_the_code(table):
     attrs = table.attrs
     for name, version in attrs["versions"].items():
-        assert version == statistic_version(name, attrs["channels"], attrs["cells_per_stage"])
+        assert version == statistic_version(
+            name, f"C={attrs['channels']}|N={attrs['cells_per_stage']}"
+        )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -65,9 +67,9 @@ def test_code_reproduces_shipped_values(table, space, arch):
 def test_feature_versions_change_only_the_statistics_that_read_them(monkeypatch):
     from cbred.proxies import passes
 
-    before = {s: statistic_version(s, 16, 5) for s in ("grasp", "grad_norm", "naswot")}
+    before = {s: statistic_version(s, "C=16|N=5") for s in ("grasp", "grad_norm", "naswot")}
     monkeypatch.setitem(passes.FEATURE_VERSIONS, "hvp", "test")
-    after = {s: statistic_version(s, 16, 5) for s in before}
+    after = {s: statistic_version(s, "C=16|N=5") for s in before}
     assert after["grasp"] != before["grasp"]
     assert after["grad_norm"] == before["grad_norm"]
     assert after["naswot"] == before["naswot"]

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from cbred import proxies
 from cbred.bench.nb201_network import count_params_flops
+from cbred.bench.nb201_proxies import nb201_model
 from cbred.proxies.ensemble import mean_rank, ranks, vote
 from torch import nn
 
@@ -23,7 +24,7 @@ def _batch(n: int, *shape: int, classes: int = 3, seed: int = 0):
 
 @pytest.mark.parametrize("arch", [0, 1234, 15624])
 def test_params_and_flops_match_the_analytic_nb201_counts(arch: int) -> None:
-    net = proxies.nb201_model(arch, channels=4, cells_per_stage=1)
+    net = nb201_model(arch, channels=4, cells_per_stage=1)
     result = proxies.score(net, _batch(2, 3, 32, 32), ["params", "flops"])
     params, flops = count_params_flops(arch, channels=4, cells_per_stage=1)
     assert result["params"] == params and result["flops"] == flops

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cbred.cgraph.distance.nb201_edit import nb201_edit_matrix, op_cost_table
+from cbred.bench.nb201 import default_space
+from cbred.bench.nb201_edit import nb201_edit_matrix, op_cost_table
+from cbred.bench.nb201_reduce import reduce_nb201
 from cbred.reduce.additive import AdditiveCodes
 from cbred.reduce.cluster import Points, make_clusterer
-from cbred.reduce.pipeline import edit_points, reduce_nb201
+from cbred.reduce.pipeline import edit_points
 from cbred.reduce.select import points_silhouette, select_best_parameter, weighted_silhouette
 
 
@@ -64,4 +66,6 @@ def test_cbred_on_the_edit_distance_covers_the_space():
     reduction = reduce_nb201("edit", "kmedoids", statistic="params", k_values=[2, 3], seed=0)
     assert reduction.subspace.provenance["distance"] == "edit"
     assert len(reduction.labels) == 15625 and 0 < len(reduction.subspace) < 15625
-    assert len(edit_points()) == 15625
+    assert len(edit_points(default_space())) == 15625
+    with pytest.raises(ValueError, match="does not provide"):
+        edit_points(object())

@@ -9,18 +9,20 @@ import pandas as pd
 import pytest
 from cbred.bench.cli import main
 from cbred.bench.ground_truth import load_ground_truth
+from cbred.bench.nb201 import default_space
+from cbred.bench.nb201_reduce import nb201_op_counts, nb201_score_source, reduce_nb201
 from cbred.reduce.cbred import cbred_reduce
 from cbred.reduce.cluster import KMeansClusterer, KMedoidsClusterer, Points, SpectralClusterer
-from cbred.reduce.pipeline import (
-    distribution_points,
-    load_score_table,
-    nb201_op_counts,
-    reduce_nb201,
-)
+from cbred.reduce.pipeline import distribution_points, load_score_table
 from cbred.reduce.report import cluster_table, evaluate_subspace, write_report
 from cbred.reduce.subspace import Subspace
 
 N = 15625
+
+
+def reduce_nb(*args, **kwargs):
+    """cbred_reduce over the NB201 space (the planted points index its architectures)."""
+    return cbred_reduce(*args, space=default_space(), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def planted() -> tuple[Points, np.ndarray, np.ndarray]:
 
 def test_best_planted_cluster_is_selected(planted) -> None:
     points, groups, scores = planted
-    result = cbred_reduce(points, KMeansClusterer(5, seed=0), scores, "median", m=24, seed=1)
+    result = reduce_nb(points, KMeansClusterer(5, seed=0), scores, "median", m=24, seed=1)
     assert np.array_equal(result.subspace.indices, np.flatnonzero(groups == 4))
     assert [len(s) for s in result.sampled] == [24] * 5
     provenance = result.subspace.provenance
@@ -49,13 +51,13 @@ def test_best_planted_cluster_is_selected(planted) -> None:
 @pytest.mark.parametrize("f", ["quantile:0.9", "mean_rank", "share_above:0.8"])
 def test_every_scoring_function_finds_the_planted_cluster(planted, f: str) -> None:
     points, groups, scores = planted
-    result = cbred_reduce(points, KMedoidsClusterer(5, seed=0), scores, f, m=32, seed=0)
+    result = reduce_nb(points, KMedoidsClusterer(5, seed=0), scores, f, m=32, seed=0)
     assert np.array_equal(result.subspace.indices, np.flatnonzero(groups == 4))
 
 
 def test_parameter_selection_and_budget(planted) -> None:
     points, groups, scores = planted
-    result = cbred_reduce(
+    result = reduce_nb(
         points,
         SpectralClusterer(seed=0),
         pd.Series(scores),
@@ -78,8 +80,8 @@ def test_sampling_is_seeded_and_calls_the_score_function_once(planted) -> None:
         calls.append(indices)
         return scores[indices]
 
-    first = cbred_reduce(points, KMeansClusterer(5), score_fn, m=7, seed=3)
-    second = cbred_reduce(points, KMeansClusterer(5), score_fn, m=7, seed=3)
+    first = reduce_nb(points, KMeansClusterer(5), score_fn, m=7, seed=3)
+    second = reduce_nb(points, KMeansClusterer(5), score_fn, m=7, seed=3)
     assert len(calls) == 2 and calls[0].size == 35
     assert all(np.array_equal(a, b) for a, b in zip(first.sampled, second.sampled))
     assert all(np.all(first.labels[s] == c) for c, s in enumerate(first.sampled))
@@ -88,12 +90,12 @@ def test_sampling_is_seeded_and_calls_the_score_function_once(planted) -> None:
 def test_cbred_rejects_bad_arguments(planted) -> None:
     points, _, scores = planted
     with pytest.raises(ValueError, match="m \\(members"):
-        cbred_reduce(points, KMeansClusterer(5), scores, m=0)
+        reduce_nb(points, KMeansClusterer(5), scores, m=0)
     with pytest.raises(ValueError, match="15625"):
         small = Points.from_embedding(np.eye(3))
-        cbred_reduce(small, KMeansClusterer(2), scores)
+        reduce_nb(small, KMeansClusterer(2), scores)
     with pytest.raises(ValueError, match="no cluster fits"):
-        cbred_reduce(points, KMeansClusterer(5), scores, budget=10)
+        reduce_nb(points, KMeansClusterer(5), scores, budget=10)
 
 
 @pytest.fixture(scope="module")
@@ -214,15 +216,15 @@ def test_perf_reduce_smoke(capsys) -> None:
 
 def test_score_sources_are_oriented_larger_is_better() -> None:
     from cbred.bench.nb201_network import count_params_flops
-    from cbred.reduce.pipeline import ProxyScorer, score_source, statistic_direction
+    from cbred.reduce.pipeline import ProxyScorer, statistic_direction
 
-    params, origin = score_source("params")
+    params, origin = nb201_score_source("params")
     assert origin == "analytic" and params[77] == count_params_flops(77)[0]
     assert statistic_direction("ntk_cond") == -1.0  # a lower condition number is better
-    scorer, origin = score_source("ntk_cond")
+    scorer, origin = nb201_score_source("ntk_cond")
     assert isinstance(scorer, ProxyScorer) and scorer.direction == -1.0
     with pytest.raises(ValueError, match="unknown statistic"):
-        score_source("accuracy")
+        nb201_score_source("accuracy")
 
 
 def test_default_verdict_reads_the_default_row() -> None:
@@ -250,7 +252,7 @@ def test_sample_members_prefers_free_scores():
 
 def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
     import cbred.bench.score_table
-    from cbred.reduce.pipeline import ProxyScorer, score_source
+    from cbred.reduce.pipeline import ProxyScorer
 
     table = pd.DataFrame({"arch_str": ["a", "b"], "naswot": [10.0, np.nan]}, index=[3, 8])
     table.attrs = {
@@ -262,9 +264,11 @@ def test_partial_shipped_table_seeds_a_live_scorer(monkeypatch):
         "coverage": 2 / 15625,
     }
     monkeypatch.setattr(cbred.bench.score_table, "shipped_scores", lambda: table)
-    scorer, origin = score_source("naswot", channels=8, cells_per_stage=1, batch_size=32)
+    scorer, origin = nb201_score_source("naswot")
     assert isinstance(scorer, ProxyScorer) and "0% of the space" in origin
-    assert (scorer.channels, scorer.cells_per_stage, scorer.batch_size) == (16, 5, 64)
+    assert (scorer.space.channels, scorer.space.cells_per_stage) == (16, 5)
+    other = default_space().with_setting(channels=8, cells_per_stage=1)
+    assert nb201_score_source("naswot", space=other)[1].startswith("live")  # not its setting
     assert sorted(scorer.cached_indices()) == [3, 8]
     values = scorer(np.array([8, 3]))  # from the cache: nothing is computed
     assert np.isnan(values[0]) and values[1] == 10.0 and scorer.cache.keys() == {3, 8}
@@ -280,7 +284,7 @@ def test_live_statistics_score_a_sample_of_each_cluster(cell_points) -> None:
             self.cache.update((int(i), float(i % 97)) for i in indices)
             return np.asarray(indices, dtype=float) % 97
 
-    scorer = CountingScorer("naswot")
+    scorer = CountingScorer("naswot", default_space())
     reduce_nb201(
         "hellinger",
         KMeansClusterer(4),
@@ -297,7 +301,28 @@ def test_cli_reduce_on_the_edit_distance_defaults_to_kmedoids(tmp_path, capsys) 
     args = ["reduce", "--distance", "edit", "--k", "2:3", "--score", "params", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "kmedoids on edit" in printed and "15625 distinct cells" in printed
+    assert "kmedoids on edit" in printed and "15625 distinct per-position codes" in printed
     assert Subspace.from_json(out).provenance["distance"] == "edit"
     assert main([*args, "--cluster", "kmeans"]) == 2  # k-means needs an embedding
     assert "use k-medoids" in capsys.readouterr().err
+
+
+# The subspace the main job printed before the space contract refactor (session 3's code:
+# `python -m bench.cli reduce --space nb201 --dataset cifar100 --distance hellinger
+# --cluster kmeans --score naswot`), recorded to check that the generic pipeline reproduces it.
+MAIN_JOB_SUBSPACE = [
+    440, 749, 862, 915, 1160, 1303, 1462, 1498, 1716, 2011, 2889, 2954, 3621, 3767, 4125, 4317,
+    4404, 4681, 4787, 5115, 5207, 5563, 5636, 5721, 6338, 6361, 7209, 7294, 7335, 7337, 7361,
+    7408, 7442, 7632, 7855, 8102, 8625, 8662, 9558, 9596, 9608, 10063, 10400, 10436, 10593,
+    10721, 10861, 11882, 12117, 12156, 12399, 12598, 12606, 12692, 12887, 13323, 13700, 13717,
+    14016, 14029, 14417, 15128, 15341, 15537,
+]  # fmt: skip
+
+
+def test_main_job_gives_the_same_subspace_as_before(tmp_path, capsys) -> None:
+    out = tmp_path / "subspace.json"
+    args = ["reduce", "--space", "nb201", "--dataset", "cifar100", "--distance", "hellinger"]
+    assert main([*args, "--cluster", "kmeans", "--score", "naswot", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["indices"] == MAIN_JOB_SUBSPACE and data["space"] == "nb201"
+    assert "64 architectures (0.4%), clusters [119]" in capsys.readouterr().out

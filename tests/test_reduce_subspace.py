@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cbred.bench.nb201 import NB201Space
-from cbred.reduce.subspace import Subspace, space_by_name
+from cbred.bench.nb201 import NB201Space, default_space
+from cbred.reduce.subspace import Subspace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
 def space() -> NB201Space:
-    return space_by_name("nb201")
+    return default_space()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_bad_subspaces_are_rejected(space, subspace) -> None:
         Subspace.from_indices([0, 15625], space)
     with pytest.raises(ValueError, match="at least one"):
         Subspace.from_indices([], space)
-    with pytest.raises(ValueError, match="unknown search space"):
+    with pytest.raises(ValueError, match="unknown space"):
         Subspace.from_indices([0], "nb101")
     tampered = subspace.to_dict()
     tampered["strings"][0] = space.string(1)

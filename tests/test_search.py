@@ -21,7 +21,6 @@ from cbred.reduce.search import (
     as_search_space,
     best_of_n,
     grid_space,
-    nb201_search_space,
     regularized_evolution,
     soft_reward,
     within_budget,
@@ -79,7 +78,8 @@ def test_grid_neighbours_differ_in_exactly_one_position():
 
 
 def test_nb201_neighbour_table_matches_the_space():
-    space, searchable = default_space(), nb201_search_space()
+    space = default_space()
+    searchable = as_search_space(space)
     assert len(searchable) == 15625
     for index in (0, 1, 6111, 9930, 15624):
         assert sorted(searchable.neighbour_table[index].tolist()) == sorted(space.neighbours(index))
@@ -285,10 +285,10 @@ def test_soft_penalty_follows_the_reward_formula():
 
 def test_nb201_subspace_and_accuracy_oracle():
     indices = default_space().sample(300, seed=1)
-    sub = Subspace.from_indices(indices)
+    sub = Subspace.from_indices(indices, default_space())
     space = as_search_space(sub)
     assert len(space) == 300
-    accuracy = AccuracyObjective("cifar100")
+    accuracy = AccuracyObjective("cifar100", space=default_space())
     result = regularized_evolution(
         sub, accuracy, Budget(seconds=3000.0), 0, 10, 3, charge_repeats=True
     )
@@ -310,7 +310,8 @@ def test_table_objective_reports_missing_architectures():
 def test_live_proxy_objective_scores_on_demand():
     from cbred.bench.nb201_network import count_params_flops
 
-    live = LiveProxyObjective("params", channels=4, cells_per_stage=1, batch_size=8)
+    small = default_space().with_setting(channels=4, cells_per_stage=1)
+    live = LiveProxyObjective("params", small, batch_size=8)
     assert live.value(6111) == count_params_flops(6111, 4, 1)[0]
     assert 6111 in live.cache
     assert live.seconds(6111) == pytest.approx(0.30619)

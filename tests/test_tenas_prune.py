@@ -7,13 +7,14 @@ import math
 
 import pytest
 from cbred.bench.cli import main as cli_main
-from cbred.bench.ground_truth import DATASETS, load_ground_truth
+from cbred.bench.datasets import DATASETS
+from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import NUM_EDGES, OPS, Arch
 from cbred.bench.perf_tenas import SMOKE_CONFIG
 from cbred.bench.perf_tenas import main as perf_main
-from cbred.reduce.tenas import TenasConfig, choose_removals, rank_candidates, tenas_search
-from cbred.reduce.tenas.prune import CandidateScore, relative_change
-from cbred.reduce.tenas.supernet import FULL, remove_op
+from cbred.bench.tenas import TenasConfig, choose_removals, rank_candidates, tenas_search
+from cbred.bench.tenas.prune import CandidateScore, relative_change
+from cbred.bench.tenas.supernet import FULL, remove_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from cbred.bench.nb201 import NUM_EDGES, OPS, Arch
 from cbred.bench.nb201_network import build_network
-from cbred.reduce.tenas.supernet import (
+from cbred.bench.tenas.supernet import (
     FULL,
     SuperCell,
     SuperNet,

@@ -46,14 +46,16 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
         "statistic wins); then the shipped NB201 table; params/flops are analytic",
     )
     parser.add_argument(
-        "--proxy",
+        "--score",
         type=_configs,
         default=_configs(proxies),
         help=f"statistics, '+' joins an ensemble (default {proxies})",
     )
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..S-1 (default 10)")
     parser.add_argument("--subspace", help="also search inside this subspace (cbred reduce --out)")
-    parser.add_argument("--dataset", default="cifar10", help="data set of the scoring batch")
+    parser.add_argument(
+        "--score-data", default="cifar10", help="data set of the scoring batch (store filter)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="store filter")
     parser.add_argument("--seed", type=int, default=None, help="store filter: scoring seed")
     parser.add_argument(
@@ -125,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _source(args: argparse.Namespace, configs: list[tuple[str, ...]]) -> ex.ScoreSource:
     names = sorted({name for config in configs for name in config})
-    return ex.load_scores(args.scores, names, args.dataset, args.batch_size, args.seed)
+    return ex.load_scores(args.scores, names, args.score_data, args.batch_size, args.seed)
 
 
 def _subspace(args: argparse.Namespace):
@@ -135,7 +137,7 @@ def _subspace(args: argparse.Namespace):
 def _notes(args: argparse.Namespace, source: ex.ScoreSource) -> list[str]:
     lines = [
         f"seeds: {args.seeds}; std over seeds with ddof=0",
-        f"statistics scored on the {args.dataset} batch and evaluated on all three data sets",
+        f"statistics scored on the {args.score_data} batch and evaluated on all three data sets",
         f"simulated cost: {args.stat_seconds:.4f} s per statistic evaluation",
     ]
     if hasattr(args, "train_seconds"):
@@ -174,16 +176,16 @@ def _references(n: int, seeds: int, coverage: np.ndarray) -> list[ex.Runs]:
 
 
 def run_bestofn(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.proxy), _subspace(args)
+    source, subspace = _source(args, args.score), _subspace(args)
     runs: list[ex.Runs] = []
-    for config in args.proxy:
+    for config in args.score:
         for n in args.n:
             runs.append(ex.bestofn_runs(source, config, n, args.seeds, None, args.stat_seconds))
             if subspace is not None:
                 runs.append(
                     ex.bestofn_runs(source, config, n, args.seeds, subspace, args.stat_seconds)
                 )
-    coverage = source.coverage(sorted({s for c in args.proxy for s in c}))
+    coverage = source.coverage(sorted({s for c in args.score for s in c}))
     for n in (n for n in args.n if n > 1):
         runs.append(ex.oracle_runs(n, args.seeds, coverage))
     runs.insert(0, ex.oracle_runs(1, args.seeds, coverage))
@@ -198,9 +200,9 @@ def run_bestofn(args: argparse.Namespace) -> int:
 
 
 def run_rea(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.proxy), _subspace(args)
+    source, subspace = _source(args, args.score), _subspace(args)
     runs = []
-    for config in args.proxy:
+    for config in args.score:
         if len(config) != 1:
             raise ValueError(f"REA takes one statistic as fitness, got ensemble {'+'.join(config)}")
         for sub in (None, subspace) if subspace is not None else (None,):
@@ -228,7 +230,7 @@ def run_rea(args: argparse.Namespace) -> int:
             )
         )
     _print(runs, _notes(args, source), source)
-    for config in args.proxy:
+    for config in args.score:
         if config[0] in ex.COSSU_REA:
             print(
                 f"published REA+{config[0]} (Cossu et al., 12-epoch validation accuracy, "
@@ -238,9 +240,9 @@ def run_rea(args: argparse.Namespace) -> int:
 
 
 def run_area(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.proxy), _subspace(args)
+    source, subspace = _source(args, args.score), _subspace(args)
     runs = []
-    for config in args.proxy:
+    for config in args.score:
         if len(config) != 1:
             raise ValueError(f"AREA screens with one statistic, got ensemble {'+'.join(config)}")
         for sub in (None, subspace) if subspace is not None else (None,):
@@ -267,7 +269,7 @@ def run_area(args: argparse.Namespace) -> int:
 
 
 def run_correlation(args: argparse.Namespace) -> int:
-    source = _source(args, args.proxy)
+    source = _source(args, args.score)
     for line in _notes(args, source):
         print(f"# {line}")
     print(ex.correlation_markdown(source)[1])
@@ -275,7 +277,7 @@ def run_correlation(args: argparse.Namespace) -> int:
 
 
 def run_acceptance(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.proxy), _subspace(args)
+    source, subspace = _source(args, args.score), _subspace(args)
     n = args.evaluations
     runs = [
         ex.bestofn_runs(source, ("naswot",), m, args.seeds, None, args.stat_seconds)
@@ -283,7 +285,7 @@ def run_acceptance(args: argparse.Namespace) -> int:
         if "naswot" in source.series
     ]
     for sub in (None, subspace) if subspace is not None else (None,):
-        for config in args.proxy:
+        for config in args.score:
             # An ensemble computes every member statistic: N shrinks to stay within budget.
             m = n // len(config)
             runs.append(ex.bestofn_runs(source, config, m, args.seeds, sub, args.stat_seconds))

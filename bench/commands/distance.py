@@ -7,21 +7,30 @@ import importlib
 import time
 
 import numpy as np
-from cbred.bench.nb201 import NB201Space
-
-SPACES = ("nb201",)
+from cbred.bench.commands.common import open_space, space_parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    parent = space_parent(default=None)
+    for action in parent._actions:  # --space joins the group below instead
+        if action.dest == "space":
+            parent._remove_action(action)
+            parent._option_string_actions.pop("--space")
     parser = sub.add_parser(
         "distance",
+        parents=[parent],
         help="distance matrix over a space or a list of models (probabilistic or edit)",
         description="Computes the pairwise distance matrix of a whole search space (--space) "
         "or of user models traced on a random input (--models), and writes it as .npy "
         "(memory-mapped, so it need not fit in RAM).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--space", choices=SPACES, help="every architecture of a space")
+    source.add_argument(
+        "--space",
+        metavar="SPEC",
+        help="every architecture of a space: a registered name (nb201, nats_sss), "
+        "package.module:OBJECT or FILE.py:OBJECT",
+    )
     source.add_argument(
         "--models",
         nargs="+",
@@ -42,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--edit-method", default="auto", choices=("auto", "exact", "approx"), help="for --models"
     )
-    parser.add_argument("--channels", type=int, default=16, help="NB201 network width")
-    parser.add_argument("--cells", type=int, default=5, help="NB201 cells per stage")
+    parser.add_argument(
+        "--features", default="op_usage", help="features the probabilistic metrics compare"
+    )
     parser.set_defaults(func=run)
 
 
@@ -109,6 +119,15 @@ def summarise(matrix: np.ndarray, chunk: int = 1024) -> dict[str, float]:
     }
 
 
+def _trace_space(space: object) -> list:
+    """The graph of every architecture of ``space`` (eval mode, zeros of its input shape)."""
+    import torch
+    from cbred.cgraph import trace
+
+    x = torch.zeros(tuple(space.input_shape))  # type: ignore[attr-defined]
+    return [trace(space.build(i).eval(), x) for i in range(len(space))]  # type: ignore
+
+
 def run(args: argparse.Namespace) -> int:
     from cbred.cgraph.distance import get_metric, pairwise
 
@@ -120,13 +139,17 @@ def run(args: argparse.Namespace) -> int:
         options["smoothing"] = args.smoothing
     start = time.perf_counter()
     if args.space:
-        labels = None
-        if metric.inputs == "counts":
-            from cbred.cgraph.nb201 import space_op_counts
+        from cbred.reduce.pipeline import space_features
 
-            data: object = space_op_counts(NB201Space(), args.channels, args.cells)
+        labels = None
+        space = open_space(args, probe=False)
+        if metric.inputs == "counts":
+            data: object = space_features(space, args.features)[0]
+        elif callable(getattr(space, "edit_matrix", None)):
+            data = space
         else:
-            data = NB201Space()
+            data = _trace_space(space)
+            options["method"] = args.edit_method
     else:
         data = trace_models(args.models, parse_shape(args.input_shape), args.seed)
         labels = args.models

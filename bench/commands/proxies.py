@@ -1,11 +1,11 @@
-"""``cbred proxies``: list the training-free statistics, or score one NB201 architecture."""
+"""``cbred proxies``: list the training-free statistics, or score one architecture of a space."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
-from cbred.bench.nb201 import parse_arch
+from cbred.bench.commands.common import open_space, scoring_parent, space_parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,18 +13,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="name, direction, passes and source of each")
-    listing.add_argument("--formulas", action="store_true", help="also print each formula")
+    listing.add_argument("--brief", action="store_true", help="omit the formulas")
     listing.set_defaults(func=run_list)
 
-    one = actions.add_parser("score", help="score one NB201 architecture on a seeded batch")
-    one.add_argument("--arch", required=True, help="NATS-Bench index or cell string")
-    one.add_argument("--proxies", help="comma-separated names (default: all)")
-    one.add_argument("--dataset", default="cifar10", help="data set of the scoring batch")
-    one.add_argument("--batch-size", type=int, default=64)
-    one.add_argument("--seed", type=int, default=0, help="seed of weights, batch and passes")
-    one.add_argument("--channels", type=int, default=16)
-    one.add_argument("--cells", type=int, default=5, help="cells per stage")
-    one.add_argument("--device", help="cpu or cuda (default: cpu)")
+    one = actions.add_parser(
+        "score",
+        parents=[space_parent(), scoring_parent()],
+        help="score one architecture of a space on a seeded batch",
+    )
+    one.add_argument("--arch", required=True, help="index or arch_str in the space")
+    one.add_argument("--score", help="comma-separated statistic names (default: all)")
     one.set_defaults(func=run_score)
 
 
@@ -36,27 +34,20 @@ def run_list(args: argparse.Namespace) -> int:
         spec = get_proxy(name)
         needs = ",".join(sorted(spec.needs)) or "-"
         print(f"{name:<18}{spec.direction:<8}{needs:<28}{spec.source}")
-        if args.formulas:
+        if not args.brief:
             print(f"{'':<18}{spec.formula}")
     return 0
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from cbred.proxies import score_nb201
+    from cbred.proxies import score_space
+    from cbred.reduce.space import index_of
 
-    arch = parse_arch(int(args.arch) if args.arch.isdigit() else args.arch)
-    names = [n.strip() for n in args.proxies.split(",") if n.strip()] if args.proxies else None
-    result = score_nb201(
-        arch,
-        names,
-        dataset=args.dataset,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        channels=args.channels,
-        cells_per_stage=args.cells,
-        device=args.device,
-    )
-    print(f"arch {arch}")
+    space = open_space(args)
+    index = index_of(space, int(args.arch) if args.arch.isdigit() else args.arch)
+    names = [n.strip() for n in args.score.split(",") if n.strip()] if args.score else None
+    result = score_space(space, index, names, args.batch_size, args.seed, args.device)
+    print(f"arch {index} {space.arch_str(index)}")
     for name, value in result.items():
         note = f"  ({result.errors[name]})" if name in result.errors else ""
         shown = f"{value:.6g}" if math.isfinite(value) else str(value)

@@ -1,4 +1,9 @@
-"""``cbred reduce``: C-BRED — cluster a search space and keep its best cluster(s)."""
+"""``cbred reduce``: C-BRED — cluster a search space and keep its best cluster(s).
+
+Works on any ``--space``: the features are the space's own (NB201: graph op usage from
+templates) or traced from every ``build(i)``; the statistic comes from a score table, the
+space's shipped table, or is computed live on at most ``--evaluations`` members.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,22 @@ import argparse
 import time
 
 import numpy as np
-from cbred.bench.ground_truth import DATASETS, canonical_dataset, load_ground_truth
+from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
 from cbred.reduce.cluster import CLUSTERERS, make_clusterer
 from cbred.reduce.pipeline import (
-    DEFAULT_K,
+    DEFAULT_FEATURES,
     DISTANCES,
-    FEATURES,
     LIVE_MEMBERS,
     ProxyScorer,
-    nb201_op_counts,
-    nb201_points,
-    reduce_nb201,
+    default_k,
+    reduce_space,
     score_source,
+    space_features,
+    space_points,
 )
-from cbred.reduce.report import evaluate_subspace, write_report
+from cbred.reduce.report import DATASETS, evaluate_subspace, write_report
 from cbred.reduce.select import CRITERIA
-
-SPACES = ("nb201",)
+from cbred.reduce.space import space_name
 
 
 def _k_range(text: str) -> list[int]:
@@ -38,131 +42,131 @@ def _k_range(text: str) -> list[int]:
 
 
 def _budget(text: str) -> float | int:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a share in (0, 1) or a count, got {text!r}"
+        ) from None
     return int(value) if value >= 1 and value.is_integer() else value
+
+
+class _Truth:
+    """A space's accuracies in the shape the report reads (``accuracies(dataset)``)."""
+
+    def __init__(self, space: object) -> None:
+        self.space = space
+
+    def accuracies(self, dataset: str) -> np.ndarray:
+        own = getattr(self.space, "accuracies", None)
+        if callable(own):
+            return np.asarray(own(dataset), dtype=np.float64)
+        values = [self.space.accuracy(i, dataset) for i in range(len(self.space))]
+        return np.asarray(values, dtype=np.float64)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "reduce",
-        help="cluster a space by computational-graph distance and keep the best cluster",
-        description="C-BRED: choose K (and eta) without labels, cluster the architectures, "
-        "score each cluster by a training-free statistic, write the best as a subspace.",
-    )
-    parser.add_argument("--space", choices=SPACES, default="nb201")
-    parser.add_argument(
-        "--dataset",
-        default="cifar100",
-        help="data set the report evaluates against (default cifar100)",
+        parents=[space_parent(), scoring_parent()],
+        help="C-BRED: cluster a space and keep the best cluster",
+        description="Cluster every architecture of --space by its graph features (no forward "
+        "passes), score the clusters with a training-free statistic on sampled members, and "
+        "write the best cluster(s) as a subspace.",
     )
     parser.add_argument(
         "--features",
-        choices=FEATURES,
-        default="graph",
-        help="op usage of the traced graph or of the NB201 cell",
+        default=DEFAULT_FEATURES,
+        help="what the clustering sees: op_usage (default), flops_usage, params_usage, "
+        "kernel_shapes (cgraph.features), or a space's own (NB201: cell)",
     )
     parser.add_argument("--distance", choices=DISTANCES, default="hellinger")
     parser.add_argument(
         "--cluster",
-        choices=tuple(CLUSTERERS),
+        choices=CLUSTERERS,
         default=None,
-        help="default: kmeans (exact for Hellinger), kmedoids for the edit distance",
+        help="clusterer (default kmeans; kmedoids for --distance edit)",
     )
     parser.add_argument(
         "--k",
         type=_k_range,
         default=None,
-        metavar="K|LOW:HIGH",
-        help=f"fixed K or the candidates for selection (default {DEFAULT_K[0]}:{DEFAULT_K[-1]})",
+        help="fixed K or LOW:HIGH candidates for selection (default 2:floor(sqrt(N)))",
     )
     parser.add_argument(
-        "--eta",
-        type=float,
-        action="append",
-        default=None,
-        help="affinity scale(s) for spectral clustering (repeatable; default: "
-        "quantiles of the distances)",
+        "--eta", type=float, nargs="+", help="spectral affinity scale(s) (default: quantiles)"
     )
-    parser.add_argument(
-        "--neighbors",
-        type=int,
-        default=None,
-        help="spectral: sparse k-nearest-neighbour affinity with this many neighbours",
-    )
+    parser.add_argument("--neighbors", type=int, help="spectral: k-NN affinity graph instead")
     parser.add_argument("--criterion", choices=CRITERIA, default="silhouette")
     parser.add_argument("--score", default="naswot", help="training-free statistic")
     parser.add_argument(
         "--scores",
-        default=None,
-        metavar="TABLE",
-        help="Parquet/CSV score table (store export or wide); default: "
-        "params/flops analytically, other statistics via the proxies API",
+        help="score table (.parquet/.csv) with the statistic; 'none' to ignore the space's "
+        "shipped table and compute live",
     )
     parser.add_argument(
-        "--f",
-        default="median",
-        help="cluster scoring: median, mean_rank, quantile:Q, share_above:Q",
+        "--evaluations",
+        type=positive_int,
+        help="at most this many architectures scored, spread over the clusters (K <= it)",
     )
+    parser.add_argument("--f", default="median", help="cluster scoring function, e.g. q0.75")
     parser.add_argument(
         "--m",
         type=int,
-        default=None,
-        help="members scored per cluster (0: all); default all for statistics read from a "
-        f"table, {LIVE_MEMBERS} for statistics computed through the proxies API",
+        help="members scored per cluster (0 = all; default all from a table, "
+        f"{LIVE_MEMBERS} when computed live)",
     )
+    parser.add_argument("--budget", type=_budget, help="keep clusters up to this size/share")
     parser.add_argument(
-        "--budget",
-        type=_budget,
-        default=None,
-        help="keep the best clusters up to this share (<1) or count",
+        "--dataset",
+        default="cifar100",
+        help="data set whose accuracies evaluate the subspace in the report (never to choose)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--proxy-dataset",
-        default="cifar10",
-        help="batch for the statistic (default: the bundled CIFAR-10 sample)",
-    )
-    # On-demand scoring uses a reduced network (8 channels, 1 cell per stage, batch 32)
-    # so that a CPU run takes minutes; a score table, when there is one, comes first.
-    parser.add_argument("--proxy-batch-size", type=int, default=32)
-    parser.add_argument("--proxy-channels", type=int, default=8)
-    parser.add_argument("--proxy-cells", type=int, default=1, help="cells per stage")
     parser.add_argument("--out", default="subspace.json", help="subspace file (.json or .csv)")
     parser.add_argument("--report", default=None, metavar="DIR", help="write a report here")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = canonical_dataset(args.dataset)
     if args.cluster is None:
         args.cluster = "kmedoids" if args.distance == "edit" else "kmeans"
     if not args.out.endswith((".json", ".csv")):
         raise ValueError(f"--out {args.out!r} must end in .json or .csv")
     total = time.perf_counter()
+    space = open_space(args)
     start = time.perf_counter()
-    counts, op_names = nb201_op_counts(args.features)  # the report's op-usage plots
-    points = nb201_points(args.distance, args.features)
+    points = space_points(space, args.distance, args.features)
     described = (
-        "cells (exact edit distance)"
+        "per-position codes (exact edit distance)"
         if args.distance == "edit"
-        else f"{args.features} op-usage vectors"
+        else f"{args.features} feature vectors"
     )
     features_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
+    live_only = args.scores is not None and args.scores.lower() == "none"
     scores, origin = score_source(
         args.score,
-        table=args.scores,
-        dataset=canonical_dataset(args.proxy_dataset),
-        batch_size=args.proxy_batch_size,
+        space,
+        table=None if live_only else args.scores,
+        use_space_table=not live_only,
+        batch_size=args.batch_size,
         seed=args.seed,
-        channels=args.proxy_channels,
-        cells_per_stage=args.proxy_cells,
+        device=args.device,
     )
     score_setup = time.perf_counter() - start
     computed = isinstance(scores, ProxyScorer)
-    m = (LIVE_MEMBERS if computed else None) if args.m is None else (args.m or None)
+    if args.m is not None and args.m < 0:
+        raise ValueError(f"--m must be >= 0, got {args.m}")
+    if args.m is None:
+        m = LIVE_MEMBERS if computed and args.evaluations is None else None
+    else:
+        m = args.m or None
     fixed = args.k is not None and len(args.k) == 1
+    if args.k is not None and max(args.k) > len(points):
+        raise ValueError(
+            f"--k {max(args.k)} is more than the {len(points)} distinct points of the space"
+        )
     params: dict[str, object] = {"seed": args.seed}
     if fixed:
         params["n_clusters"] = args.k[0]
@@ -172,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
             params["eta"] = args.eta[0]
     elif args.neighbors is not None:
         raise ValueError(f"--neighbors applies to spectral clustering, not {args.cluster}")
-    reduction = reduce_nb201(
+    k_values = None if fixed else (args.k or list(default_k(len(space))))
+    reduction = reduce_space(
+        space,
         distance=args.distance,
         cluster=make_clusterer(args.cluster, **params),
         scores=scores,
@@ -182,19 +188,22 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         budget=args.budget,
         features=args.features,
-        k_values=None if fixed else (args.k or DEFAULT_K),
+        k_values=k_values,
         eta_values=args.eta if args.cluster == "spectral" else None,
         criterion=args.criterion,
         points=points,
+        evaluations=args.evaluations,
     )
     reduction.timings["features+distance"] = features_seconds
     subspace = reduction.subspace
+    subspace.provenance["space_spec"] = args.space
+    subspace.provenance["score_source"] = origin
     (subspace.to_csv if args.out.endswith(".csv") else subspace.to_json)(args.out)
     timings = {"score source": score_setup, **reduction.timings}
 
     provenance = subspace.provenance
     print(
-        f"space            {args.space}: {len(reduction.labels)} architectures, "
+        f"space            {space_name(space)}: {len(reduction.labels)} architectures, "
         f"{len(points)} distinct {described}"
     )
     print(
@@ -206,7 +215,12 @@ def run(args: argparse.Namespace) -> int:
             f"selection        {reduction.selection.criterion} over "
             f"{len(reduction.selection.curve)} candidates"
         )
-    print(f"scoring          f={provenance['f']} of {args.score} ({origin}), m={m or 'all'}")
+    spent = f", {provenance['scored_live']} scored live" if computed else ""
+    members = "all" if m is None and args.evaluations is None else (m or "spread")
+    print(
+        f"scoring          f={provenance['f']} of {args.score} ({origin}), m={members}, "
+        f"{provenance['scored']} architectures read{spent}"
+    )
     print(
         f"subspace         {len(subspace)} architectures "
         f"({len(subspace) / len(reduction.labels):.1%}), clusters {reduction.selected} "
@@ -214,17 +228,25 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.report:
         start = time.perf_counter()
-        truth = load_ground_truth()
-        datasets = (dataset, *[d for d in DATASETS if d != dataset])
-        path = write_report(reduction, args.report, counts, op_names, truth, datasets, args.score)
-        timings["report"] = time.perf_counter() - start
-        row = evaluate_subspace(subspace.indices, truth, datasets)
-        whole = evaluate_subspace(np.arange(len(reduction.labels)), truth, datasets)
-        print(
-            f"evaluation       {dataset} mean {row[f'{dataset}_mean']:.2f} "
-            f"(space {whole[f'{dataset}_mean']:.2f}), max {row[f'{dataset}_max']:.2f}, "
-            f"top-1% kept {row[f'{dataset}_top_kept']:.1%} (accuracies not used to choose)"
+        has_truth = callable(getattr(space, "accuracy", None))
+        truth = _Truth(space) if has_truth else None
+        datasets = (args.dataset, *[d for d in DATASETS if d != args.dataset])
+        counts, names = (
+            space_features(space, args.features) if args.distance != "edit" else (None, None)
         )
+        path = write_report(
+            reduction, args.report, counts, names, truth, datasets if has_truth else (), args.score
+        )
+        timings["report"] = time.perf_counter() - start
+        if truth is not None:
+            row = evaluate_subspace(subspace.indices, truth, [args.dataset])
+            whole = evaluate_subspace(np.arange(len(reduction.labels)), truth, [args.dataset])
+            d = args.dataset
+            print(
+                f"evaluation       {d} mean {row[f'{d}_mean']:.2f} "
+                f"(space {whole[f'{d}_mean']:.2f}), max {row[f'{d}_max']:.2f}, "
+                f"top-1% kept {row[f'{d}_top_kept']:.1%} (accuracies not used to choose)"
+            )
         print(f"report           {path}")
     timings["total"] = time.perf_counter() - total
     print("stage seconds    " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from cbred.bench.nb201 import NB201Space
+import numpy as np
+from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "score",
+        parents=[space_parent(), scoring_parent()],
         help="score a space with training-free statistics (cached, resumable, parallel)",
         description="Scores architectures into a SQLite store; a re-run computes only what is "
         "missing. Use --workers for a local process pool or --ray ADDRESS for a Ray cluster.",
     )
-    parser.add_argument("--space", default="nb201", choices=("nb201",))
-    parser.add_argument("--proxies", required=True, help="comma-separated statistic names")
-    parser.add_argument("--dataset", default="cifar10", help="data set of the scoring batch")
-    parser.add_argument("--sample", type=int, help="score a seeded uniform sample of this size")
+    parser.add_argument("--score", required=True, help="comma-separated statistic names")
+    parser.add_argument(
+        "--sample", type=positive_int, help="score a seeded uniform sample of this size"
+    )
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and batch")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--cells", type=int, default=5, help="cells per stage")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     parser.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address, or 'local'")
     parser.add_argument("--chunk-size", type=int, default=8)
     parser.add_argument("--store", default="scores.db", help="SQLite score store")
@@ -38,19 +35,20 @@ def run(args: argparse.Namespace) -> int:
     from cbred.proxies.executors import make_executor
     from cbred.proxies.store import ScoreStore
 
+    space = open_space(args)
     job = ScoreJob(
-        tuple(p.strip() for p in args.proxies.split(",") if p.strip()),
-        args.space,
-        args.dataset,
+        tuple(p.strip() for p in args.score.split(",") if p.strip()),
+        space,
         args.batch_size,
         args.seed,
-        args.channels,
-        args.cells,
-        args.device,
+        args.device or "cpu",
     )
-    space = NB201Space()
+    if args.sample is not None and args.sample > len(space):
+        raise ValueError(f"--sample {args.sample} is more than the space's {len(space)}")
     archs = (
-        range(len(space)) if args.sample is None else space.sample(args.sample, args.sample_seed)
+        range(len(space))
+        if args.sample is None
+        else np.random.default_rng(args.sample_seed).choice(len(space), args.sample, False)
     )
     executor = make_executor(args.workers, args.ray)
     with ScoreStore(args.store) as store:
@@ -61,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         if summary.failed_chunks:
             print(f"{len(summary.failed_chunks)} chunks failed after retries; re-run to retry")
         if args.export:
-            print(f"exported to {store.export(args.export, space=job.space)}")
+            print(f"exported to {store.export(args.export, space=job.space_name)}")
     return 1 if summary.failed_chunks else 0

@@ -1,7 +1,9 @@
-"""``cbred search``: architecture searches; ``cbred search tenas`` runs TE-NAS pruning.
+"""``cbred search``: one search over any space or subspace — ``bestofn``, ``rea``, ``area``
+(statistic screening, then accuracy-driven REA), and ``tenas`` (NB201 supernet pruning).
 
 Each search action is one entry of :data:`SEARCH_ACTIONS` (name → function adding its
-sub-parser), so further searches can be added as sibling actions of ``tenas``.
+sub-parser). Statistics come from ``--scores`` (a table), the space's shipped table, or are
+computed live; every search prints and saves how many evaluations it really made.
 """
 
 from __future__ import annotations
@@ -9,20 +11,158 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import torch
-from cbred.bench.ground_truth import DATASETS, canonical_dataset, load_ground_truth
-from cbred.bench.nb201 import NB201Space
-from cbred.reduce.tenas import TenasConfig, tenas_search
+from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
+from cbred.bench.datasets import DATASETS, canonical_dataset
+from cbred.bench.tenas import TenasConfig
 
 _DEFAULTS = TenasConfig()
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+_positive = positive_int
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--subspace", help="search inside this subspace (cbred reduce --out)")
+    p.add_argument("--score", default="naswot", help="training-free statistic (fitness)")
+    p.add_argument("--scores", help="score table with the statistic; 'none' to always compute live")
+    p.add_argument("--evaluations", type=positive_int, default=100, help="statistic evaluations")
+    p.add_argument("--dataset", default="cifar10", help="data set whose accuracy is reported")
+    p.add_argument("--out", help="write the result (best architecture, history) as JSON")
+
+
+def register_bestofn(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "bestofn",
+        parents=[space_parent(), scoring_parent()],
+        help="best of N random members by a statistic (NASWOT Algorithm 1)",
+    )
+    _common(p)
+    p.set_defaults(func=run_search, method="bestofn")
+
+
+def register_rea(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "rea",
+        parents=[space_parent(), scoring_parent()],
+        help="regularised evolution with a statistic as fitness",
+    )
+    _common(p)
+    p.add_argument("--population", type=positive_int, default=20)
+    p.add_argument("--tournament", type=positive_int, default=5)
+    p.set_defaults(func=run_search, method="rea")
+
+
+def register_area(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "area",
+        parents=[space_parent(), scoring_parent()],
+        help="AREA: screen with a statistic, then REA on benchmark accuracy",
+    )
+    _common(p)
+    p.add_argument("--screen", type=positive_int, default=100, help="architectures screened")
+    p.add_argument("--queries", type=positive_int, default=50, help="accuracy queries")
+    p.add_argument("--population", type=positive_int, default=10)
+    p.add_argument("--tournament", type=positive_int, default=5)
+    p.set_defaults(func=run_search, method="area")
+
+
+def _objective(args: argparse.Namespace, space: Any) -> tuple[Any, str]:
+    """The statistic as a search objective: a table, the space's shipped table, or live."""
+    from cbred.reduce.pipeline import load_score_table, space_score_table
+    from cbred.reduce.search import LiveProxyObjective, TableObjective
+
+    live_only = args.scores is not None and args.scores.lower() == "none"
+    if args.scores and not live_only:
+        values = load_score_table(args.scores, args.score)
+        return TableObjective(args.score, values), f"table {Path(args.scores).name}"
+    shipped = None if live_only else space_score_table(space, args.score)
+    if shipped is not None and len(shipped) == len(space):
+        return TableObjective(args.score, shipped), "shipped score table"
+    live = LiveProxyObjective(args.score, space, args.batch_size, args.seed)
+    return live, "live"
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from cbred.reduce.search import (
+        AccuracyObjective,
+        Budget,
+        area,
+        best_of_n,
+        regularized_evolution,
+    )
+    from cbred.reduce.space import space_name
+    from cbred.reduce.subspace import Subspace
+
+    space = open_space(args)
+    where: Any = space
+    if args.subspace:
+        path = Path(args.subspace)
+        if not path.is_file():
+            raise FileNotFoundError(f"--subspace {args.subspace!r} does not exist")
+        loader = Subspace.from_csv if path.suffix == ".csv" else Subspace.from_json
+        where = loader(path, space)
+    objective, origin = _objective(args, space)
+    budget = Budget(evaluations=args.evaluations)
+    if args.method == "bestofn":
+        result = best_of_n(where, objective, args.evaluations, args.seed, budget)
+    elif args.method == "rea":
+        result = regularized_evolution(
+            where, objective, budget, args.seed, args.population, args.tournament
+        )
+    else:
+        if not callable(getattr(space, "accuracy", None)):
+            raise ValueError(
+                f"area needs a space with accuracy(i, dataset); {args.space!r} has none"
+            )
+        accuracy = AccuracyObjective(args.dataset, space=space)
+        result = area(
+            where,
+            objective,
+            accuracy,
+            Budget(evaluations=args.queries),
+            args.seed,
+            screen_size=min(args.screen, args.evaluations),
+            population_size=args.population,
+            tournament_size=args.tournament,
+        )
+    best = int(result.best)
+    report: dict[str, Any] = {
+        "method": args.method,
+        "space": space_name(space),
+        "space_spec": args.space,
+        "subspace": args.subspace,
+        "statistic": args.score,
+        "score_source": origin,
+        "seed": args.seed,
+        "evaluations_budget": args.evaluations,
+        "evaluations": int(result.evaluations),
+        "stop_reason": result.stop_reason,
+        "best": best,
+        "best_arch": space.arch_str(best),
+        "best_value": float(result.best_value),
+    }
+    if callable(getattr(space, "accuracy", None)):
+        report["accuracy"] = {args.dataset: float(space.accuracy(best, args.dataset))}
+    print(
+        f"search           {args.method} on {report['space']}"
+        + (f" inside {args.subspace} ({len(where)} architectures)" if args.subspace else "")
+    )
+    print(f"statistic        {args.score} ({origin})")
+    print(
+        f"evaluations      {report['evaluations']} of {args.evaluations}"
+        + (f" ({result.stop_reason})" if result.stop_reason else "")
+    )
+    print(f"best             #{best} {report['best_arch']}  {args.score}={result.best_value:.6g}")
+    if "accuracy" in report:
+        print(f"accuracy         {report['accuracy'][args.dataset]:.2f} ({args.dataset})")
+    if args.out:
+        report["history"] = result.history.to_dict(orient="list")
+        Path(args.out).write_text(json.dumps(report, indent=1, default=float) + "\n")
+        print(f"result           -> {args.out}")
+    return 0
 
 
 def register_tenas(actions: argparse._SubParsersAction) -> None:
@@ -72,7 +212,12 @@ def register_tenas(actions: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_tenas)
 
 
-SEARCH_ACTIONS: dict[str, Callable[[argparse._SubParsersAction], None]] = {"tenas": register_tenas}
+SEARCH_ACTIONS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "bestofn": register_bestofn,
+    "rea": register_rea,
+    "area": register_area,
+    "tenas": register_tenas,
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +228,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_tenas(args: argparse.Namespace) -> int:
+    import torch
+    from cbred.bench.ground_truth import load_ground_truth
+    from cbred.bench.nb201 import NB201Space
+    from cbred.bench.tenas import tenas_search
+
     dataset = canonical_dataset(args.dataset)
     config = TenasConfig(
         ntk_channels=args.ntk_channels,

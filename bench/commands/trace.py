@@ -1,4 +1,4 @@
-"""``cbred trace``: the computational graph of an NB201 architecture or of a user model."""
+"""``cbred trace``: the computational graph of an architecture of a space, or of a user model."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 import importlib
 
 import torch
-from cbred.bench.nb201 import NB201Space, parse_arch
-from cbred.bench.nb201_network import build_network
+from cbred.bench.nb201 import NB201Space
+from cbred.bench.nb201_graph import nb201_graph
 from cbred.cgraph import VOCAB, trace
 from cbred.cgraph.export import SUFFIXES, save
 from cbred.cgraph.graph import CompGraph
-from cbred.cgraph.nb201 import nb201_graph
 from cbred.cgraph.trace import FALLBACKS
+from cbred.reduce.space import index_of, load_space
 from torch import nn
 
 
@@ -22,12 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="trace a model into its computational graph, print a summary, optionally save it",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--space", choices=("nb201",), help="trace an architecture of a space")
+    source.add_argument(
+        "--space",
+        metavar="SPEC",
+        help="trace an architecture of a space: a registered name (nb201, nats_sss), "
+        "package.module:OBJECT or FILE.py:OBJECT",
+    )
     source.add_argument("--model", help="user model as package.module:factory (no arguments)")
-    parser.add_argument("--arch", help="NB201 index or cell string (with --space)")
+    parser.add_argument("--arch", help="index or arch_str in the space (with --space)")
     parser.add_argument("--input-shape", help="input shape for --model, e.g. 1,3,32,32")
     parser.add_argument("--channels", type=int, default=16, help="NB201 stem width")
-    parser.add_argument("--cells-per-stage", type=int, default=5, help="NB201 cells per stage")
+    parser.add_argument("--cells", type=int, default=5, help="NB201 cells per stage")
     parser.add_argument("--num-classes", type=int, default=10, help="NB201 classifier outputs")
     parser.add_argument("--resolution", type=int, default=32, help="NB201 input size")
     parser.add_argument(
@@ -39,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = _nb201(args) if args.space else _user_model(args)
+    graph = _space(args) if args.space else _user_model(args)
     print(graph.summary().format())
     counts = graph.op_histogram()
     print("ops       " + "  ".join(f"{VOCAB[i]}:{counts[i]}" for i in counts.nonzero()[0]))
@@ -48,19 +53,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nb201(args: argparse.Namespace) -> CompGraph:
+def _space(args: argparse.Namespace) -> CompGraph:
     if args.arch is None:
-        raise ValueError("--space nb201 needs --arch (an index or a cell string)")
+        raise ValueError(f"--space {args.space!r} needs --arch (an index or an arch_str)")
     if args.input_shape:
-        raise ValueError("--input-shape is for --model; NB201 takes --resolution")
-    space = NB201Space()
-    arch = parse_arch(int(args.arch) if args.arch.isdigit() else args.arch, space)
-    sizes = (args.channels, args.cells_per_stage, args.num_classes)
-    print(f"arch      #{space.index(arch)} {arch}")
-    if args.slow:
+        raise ValueError("--input-shape is for --model; a space gives its own input_shape")
+    space = load_space(args.space, probe=False)
+    index = index_of(space, int(args.arch) if args.arch.isdigit() else args.arch)
+    print(f"arch      #{index} {space.arch_str(index)}")
+    if isinstance(space, NB201Space):
+        sizes = (args.channels, args.cells, args.num_classes)
+        if not args.slow:  # stamped from traced templates: equal to tracing, much faster
+            return nb201_graph(space.arch(index), *sizes, resolution=args.resolution)
+        space = NB201Space(args.channels, args.cells)
         x = torch.zeros(1, 3, args.resolution, args.resolution)
-        return trace(build_network(arch, *sizes), x, fallback=args.fallback)
-    return nb201_graph(arch, *sizes, resolution=args.resolution)
+        from cbred.bench.nb201_network import build_network
+
+        return trace(build_network(space.arch(index), *sizes), x, fallback=args.fallback)
+    model = space.build(index)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"build({index}) returned {type(model).__name__}, not a torch.nn.Module")
+    return trace(model.eval(), torch.zeros(tuple(space.input_shape)), fallback=args.fallback)
 
 
 def _user_model(args: argparse.Namespace) -> CompGraph:

@@ -4,8 +4,8 @@
   (:mod:`~cgraph.distance.probabilistic`): symmetrised KL, Jensen-Shannon and its
   square root, Hellinger.
 * Graph-edit distance under a heuristic :class:`CostModel`
-  (:mod:`~cgraph.distance.edit`: exact and bipartite approximation;
-  :mod:`~cgraph.distance.nb201_edit`: exact and vectorised for NB201 cells).
+  (:mod:`~cgraph.distance.edit`: exact and bipartite approximation; a space may supply its
+  own exact matrix through ``edit_matrix``).
 * :func:`pairwise` and :func:`register_metric` (:mod:`~cgraph.distance.registry`).
 """
 
@@ -17,7 +17,6 @@ from cbred.cgraph.distance.edit import (
     edit_matrix,
     edit_path_cost,
 )
-from cbred.cgraph.distance.nb201_edit import cell_edit_distance, cell_graph, nb201_edit_matrix
 from cbred.cgraph.distance.probabilistic import (
     hellinger_matrix,
     js_matrix,
@@ -41,8 +40,6 @@ __all__ = [
     "approx_edit_distance",
     "as_counts",
     "available_metrics",
-    "cell_edit_distance",
-    "cell_graph",
     "edit_distance",
     "edit_lower_bound",
     "edit_matrix",
@@ -53,7 +50,6 @@ __all__ = [
     "js_matrix",
     "kernel_graph",
     "kl_matrix",
-    "nb201_edit_matrix",
     "pairwise",
     "register_metric",
     "sqrt_js_matrix",

@@ -5,9 +5,9 @@ What ``x`` may be depends on the metric's ``inputs``:
 
 * ``"counts"`` metrics (``kl``, ``js``, ``sqrt_js``, ``hellinger``) take an (N, P)
   array of op counts or probabilities, a list of ``CompGraph`` (their
-  ``op_histogram()``), or ``"nb201"``/an ``NB201Space`` (the op counts of every
-  architecture, from ``cgraph.nb201.space_op_counts``); the function registered
-  receives the (N, P) float array.
+  ``op_histogram()``), or a space with ``op_counts()`` (the op counts of every
+  architecture, which a space may compute faster than by tracing); the function
+  registered receives the (N, P) float array.
 * ``"raw"`` metrics (``edit``) receive ``x`` unchanged.
 
 Add a metric with the decorator::
@@ -30,7 +30,6 @@ import numpy as np
 from cbred.cgraph.distance._blocks import OutSpec
 from cbred.cgraph.distance.costs import CostModel
 from cbred.cgraph.distance.edit import edit_matrix
-from cbred.cgraph.distance.nb201_edit import nb201_edit_matrix
 from cbred.cgraph.distance.probabilistic import (
     hellinger_matrix,
     js_matrix,
@@ -95,28 +94,23 @@ def available_metrics() -> list[str]:
     return sorted(_METRICS)
 
 
-def _is_nb201(x: object) -> bool:
-    from cbred.bench.nb201 import NB201Space
-
-    return isinstance(x, NB201Space) or (isinstance(x, str) and x.lower() == "nb201")
-
-
 def as_counts(x: object) -> np.ndarray:
-    """An (N, P) float64 array of op counts from an array, CompGraphs or the NB201 space."""
-    if _is_nb201(x):
-        from cbred.bench.nb201 import NB201Space
-        from cbred.cgraph.nb201 import space_op_counts
-
-        space = x if isinstance(x, NB201Space) else None
-        return np.asarray(space_op_counts(space), dtype=np.float64)
+    """An (N, P) float64 array of op counts from an array, CompGraphs, or a space that
+    provides ``op_counts()`` (the counts of all its architectures, computed its own way)."""
+    if callable(getattr(x, "op_counts", None)):
+        return np.asarray(x.op_counts(), dtype=np.float64)  # type: ignore[attr-defined]
     if isinstance(x, str):
-        raise ValueError(f"unknown space {x!r}; the only named space is 'nb201'")
+        raise ValueError(
+            f"got the string {x!r}; pass a space object (e.g. from cbred.reduce.load_space), "
+            "an (N, P) array of op counts or a list of CompGraph"
+        )
     if isinstance(x, Sequence) and x and all(hasattr(g, "op_histogram") for g in x):
         return np.stack([np.asarray(g.op_histogram(), dtype=np.float64) for g in x])
     counts = np.asarray(x, dtype=np.float64)
     if counts.ndim != 2:
         raise ValueError(
-            f"expected an (N, P) array, a list of CompGraph or 'nb201'; got shape {counts.shape}"
+            "expected an (N, P) array, a list of CompGraph or a space with op_counts(); "
+            f"got shape {counts.shape}"
         )
     return counts
 
@@ -174,24 +168,17 @@ def edit_metric(
     method: str = "auto",
     label: str = "op",
 ) -> np.ndarray:
-    """Graph-edit distance: exact per-edge sums for NB201 cells, networkx GED or its
-    bipartite upper bound for general graphs (a metric under a metric cost model).
+    """Graph-edit distance: networkx GED or its bipartite upper bound over graphs (a metric
+    under a metric cost model), or a space's own exact matrix.
 
-    ``x``: ``"nb201"``/an ``NB201Space``, an (N, 6) int array of NB201 op codes, or
-    a list of NB201 archs, cell strings or indices (fast exact path); or a list of
-    networkx graphs or ``CompGraph`` (their kernel projections).  ``method``: "exact", "approx" or
+    ``x``: a list of networkx graphs or ``CompGraph`` (their kernel projections), or an
+    object with ``edit_matrix(cost, dtype=, chunk=, out=)`` (a space whose edit distance has
+    a fast exact form, such as NB201's per-edge sums).  ``method``: "exact", "approx" or
     "auto" (exact when every graph has at most :data:`EXACT_MAX_NODES` nodes).
     """
-    from cbred.bench.nb201 import Arch, NB201Space
-
-    if _is_nb201(x):
-        space = x if isinstance(x, NB201Space) else NB201Space()
-        return nb201_edit_matrix(space, cost, dtype=dtype, chunk=chunk, out=out)
-    if isinstance(x, np.ndarray):
-        return nb201_edit_matrix(x, cost, dtype=dtype, chunk=chunk, out=out)
+    if callable(getattr(x, "edit_matrix", None)):
+        return x.edit_matrix(cost, dtype=dtype, chunk=chunk, out=out)  # type: ignore[attr-defined]
     items = list(x)  # type: ignore[call-overload]
-    if items and all(isinstance(a, (Arch, str, int, np.integer)) for a in items):
-        return nb201_edit_matrix(items, cost, dtype=dtype, chunk=chunk, out=out)
     graphs = [g if isinstance(g, nx.Graph) else kernel_graph(g, label=label) for g in items]
     if method == "auto":
         small = all(g.number_of_nodes() <= EXACT_MAX_NODES for g in graphs)

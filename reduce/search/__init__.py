@@ -13,8 +13,8 @@ from cbred.reduce.search.area import area
 from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
 from cbred.reduce.search.efficiency import (
     PenalisedObjective,
-    nb201_costs,
     soft_reward,
+    space_costs,
     within_budget,
 )
 from cbred.reduce.search.objective import (
@@ -32,7 +32,6 @@ from cbred.reduce.search.space import (
     SearchSpace,
     as_search_space,
     grid_space,
-    nb201_search_space,
 )
 
 __all__ = [
@@ -53,9 +52,8 @@ __all__ = [
     "best_of_n",
     "fitness",
     "grid_space",
-    "nb201_costs",
-    "nb201_search_space",
     "regularized_evolution",
     "soft_reward",
+    "space_costs",
     "within_budget",
 ]

@@ -7,7 +7,7 @@
 * Soft penalty — the MnasNet-style reward ``value · (cost/τ)^γ`` (:class:`PenalisedObjective`),
   with γ < 0 penalising architectures above the target and mildly favouring those below.
 
-Costs are FLOPs or parameters (:func:`nb201_costs`, analytic, whole space) or any
+Costs are FLOPs or parameters (:func:`space_costs`, from a space's ``costs()``) or any
 per-architecture array a user supplies (e.g. measured latency).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from cbred.reduce.search.objective import Objective
@@ -24,16 +23,17 @@ from cbred.reduce.search.space import SearchSpace
 COST_KINDS = ("flops", "params")
 
 
-@lru_cache(maxsize=len(COST_KINDS))
-def nb201_costs(kind: str = "flops") -> np.ndarray:
-    """(15625,) analytic FLOPs or parameter counts of the NB201 networks (C=16, N=5)."""
-    from cbred.bench.nb201 import default_space
-    from cbred.bench.nb201_network import space_costs
-
+def space_costs(space: object, kind: str = "flops") -> np.ndarray:
+    """(N,) analytic FLOPs or parameter counts of every architecture, from ``space.costs()``."""
     if kind not in COST_KINDS:
         raise ValueError(f"unknown cost {kind!r}; expected one of {', '.join(COST_KINDS)}")
-    params, flops = space_costs(default_space())
-    return (flops if kind == "flops" else params).astype(np.float64)
+    costs = getattr(space, "costs", None)
+    if not callable(costs):
+        raise ValueError(
+            f"space {getattr(space, 'name', type(space).__name__)!r} has no costs(); pass a "
+            "per-architecture cost array instead"
+        )
+    return np.asarray(costs()[kind], dtype=np.float64)
 
 
 def within_budget(space: SearchSpace, costs: np.ndarray, limit: float) -> SearchSpace:

@@ -5,9 +5,9 @@ cost of one evaluation, charged against a seconds budget).  Three sources exist:
 
 * :class:`TableObjective` — a statistic looked up in a precomputed table (a score store,
   a Parquet/CSV export); the fast path for experiments.
-* :class:`LiveProxyObjective` — a statistic computed on demand by
-  :func:`proxies.score_nb201`, memoised per architecture.
-* :class:`AccuracyObjective` — benchmark accuracy from :mod:`bench.ground_truth`,
+* :class:`LiveProxyObjective` — a statistic of any space's architecture computed on demand
+  by :func:`proxies.score_space`, memoised per architecture.
+* :class:`AccuracyObjective` — benchmark accuracy (an array, or the space's ``accuracy``),
   standing in for training.  The bundled table has no training times, so each query is
   charged a fixed, documented number of seconds (:data:`TRAIN_SECONDS`).
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -108,14 +108,13 @@ class TableObjective:
 
 @dataclass(eq=False)
 class LiveProxyObjective:
-    """A statistic of an NB201 architecture computed on demand (memoised)."""
+    """A statistic of an architecture of ``space`` computed on demand (memoised):
+    :func:`proxies.score_space` with the network and batch seeded by ``seed``."""
 
     name: str
-    dataset: str = "cifar10"
+    space: Any
     batch_size: int = 64
     seed: int = 0
-    channels: int = 16
-    cells_per_stage: int = 5
     cost: float = PROXY_SECONDS
     direction: str = field(init=False)
     cache: dict[int, float] = field(init=False, default_factory=dict)
@@ -125,19 +124,11 @@ class LiveProxyObjective:
         _check_seconds(self.cost)
 
     def value(self, index: int) -> float:
-        from cbred.proxies import score_nb201
+        from cbred.proxies import score_space
 
         index = int(index)
         if index not in self.cache:
-            result = score_nb201(
-                index,
-                [self.name],
-                dataset=self.dataset,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                channels=self.channels,
-                cells_per_stage=self.cells_per_stage,
-            )
+            result = score_space(self.space, index, [self.name], self.batch_size, self.seed)
             self.cache[index] = float(result.values[self.name])
         return self.cache[index]
 
@@ -147,30 +138,33 @@ class LiveProxyObjective:
 
 @dataclass(frozen=True, eq=False)
 class AccuracyObjective:
-    """Benchmark test accuracy (%) on ``dataset``, charged ``cost`` seconds per query."""
+    """Benchmark accuracy (%) on ``dataset``, charged ``cost`` seconds per query: from
+    ``accuracies`` (an array over the space) or the space's ``accuracy(i, dataset)``."""
 
     dataset: str
     cost: float = TRAIN_SECONDS
     accuracies: np.ndarray | None = None
+    space: Any = None
     direction: str = "higher"
 
     def __post_init__(self) -> None:
-        from cbred.bench.ground_truth import canonical_dataset, load_ground_truth
-
         _check_seconds(self.cost)
-        dataset = canonical_dataset(self.dataset)
-        table = self.accuracies
-        if table is None:
-            table = load_ground_truth().accuracies(dataset)
-        object.__setattr__(self, "dataset", dataset)
-        object.__setattr__(self, "accuracies", np.asarray(table, dtype=np.float64))
+        if self.accuracies is None and not callable(getattr(self.space, "accuracy", None)):
+            raise ValueError(
+                "an accuracy objective needs accuracies or a space with accuracy(i, dataset)"
+            )
+        if self.accuracies is not None:
+            values = np.asarray(self.accuracies, dtype=np.float64)
+            object.__setattr__(self, "accuracies", values)
 
     @property
     def name(self) -> str:
         return f"accuracy[{self.dataset}]"
 
     def value(self, index: int) -> float:
-        return float(self.accuracies[int(index)])
+        if self.accuracies is not None:
+            return float(self.accuracies[int(index)])
+        return float(self.space.accuracy(int(index), self.dataset))
 
     def seconds(self, index: int) -> float:
         return self.cost

@@ -1,10 +1,12 @@
 """Search spaces as searchers see them: members, uniform sampling and one-edge mutation.
 
-A :class:`SearchSpace` is a set of member ids inside a *universe* of ids whose one-edge
-neighbourhoods are tabulated (row ``i`` of ``neighbour_table`` lists every architecture
-that differs from ``i`` in exactly one position).  The full NAS-Bench-201 space, a
-C-BRED :class:`~reduce.subspace.Subspace`, a FLOPs-feasible part of either, or a small
-synthetic grid for tests all have this one shape, so every search runs unchanged on each.
+A :class:`SearchSpace` is a set of member ids inside a *universe* of ids (the indices of a
+space) with their neighbourhoods: tabulated (row ``i`` of ``neighbour_table`` lists every
+architecture one mutation away from ``i``; NB201 provides its table), or asked of the
+space's ``neighbours(i)``, or none (then a mutation draws a random member).  Any space of
+the contract in :mod:`reduce.space`, a C-BRED :class:`~reduce.subspace.Subspace`, a
+FLOPs-feasible part of either, or a small synthetic grid for tests all have this one shape,
+so every search runs unchanged on each (:func:`as_search_space`).
 
 Mutation inside a restricted space only proposes neighbours that are members; an
 architecture with no member neighbour is replaced by a uniformly drawn member (the
@@ -13,40 +15,52 @@ architecture with no member neighbour is replaced by a uniformly drawn member (t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
-from cbred.bench.nb201 import NB201Space, default_space
+from cbred.reduce.space import space_name
 from cbred.reduce.subspace import Subspace
 
 
 @dataclass(frozen=True, eq=False)
 class SearchSpace:
-    """Members (sorted distinct ids) of a universe with tabulated one-edge neighbours."""
+    """Members (sorted distinct ids) of a universe of ``size`` ids, with neighbours from a
+    ``neighbour_table`` (U, D) or a ``neighbour_fn(i)``, or none."""
 
     name: str
-    neighbour_table: np.ndarray
+    neighbour_table: np.ndarray | None
     members: np.ndarray
+    neighbour_fn: Callable[[int], Sequence[int]] | None = None
+    size: int | None = None
     _mask: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        table = np.asarray(self.neighbour_table, dtype=np.int64)
-        if table.ndim != 2 or table.shape[0] == 0:
-            raise ValueError(f"neighbour table must be a non-empty (U, D) array, got {table.shape}")
-        if table.size and (table.min() < 0 or table.max() >= table.shape[0]):
-            raise ValueError(f"neighbour ids must lie in 0..{table.shape[0] - 1}")
+        if self.neighbour_table is not None:
+            table = np.asarray(self.neighbour_table, dtype=np.int64)
+            if table.ndim != 2 or table.shape[0] == 0:
+                raise ValueError(
+                    f"neighbour table must be a non-empty (U, D) array, got {table.shape}"
+                )
+            if table.size and (table.min() < 0 or table.max() >= table.shape[0]):
+                raise ValueError(f"neighbour ids must lie in 0..{table.shape[0] - 1}")
+            universe = table.shape[0]
+        elif self.size is not None and self.size >= 1:
+            table, universe = None, int(self.size)
+        else:
+            raise ValueError("a search space needs a neighbour table or a universe size >= 1")
         members = np.unique(np.asarray(self.members, dtype=np.int64).reshape(-1))
         if members.size == 0:
             raise ValueError(f"search space {self.name!r} has no members")
-        if members[0] < 0 or members[-1] >= table.shape[0]:
+        if members[0] < 0 or members[-1] >= universe:
             raise IndexError(
-                f"member ids must lie in 0..{table.shape[0] - 1}, got {members[0]}..{members[-1]}"
+                f"member ids must lie in 0..{universe - 1}, got {members[0]}..{members[-1]}"
             )
-        mask = np.zeros(table.shape[0], dtype=bool)
+        mask = np.zeros(universe, dtype=bool)
         mask[members] = True
         object.__setattr__(self, "neighbour_table", table)
+        object.__setattr__(self, "size", universe)
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "_mask", mask)
 
@@ -79,7 +93,13 @@ class SearchSpace:
         """One-edge neighbours of ``index`` (any universe id) that are members."""
         if not 0 <= int(index) < self.universe_size:
             raise IndexError(f"id {index} out of range 0..{self.universe_size - 1}")
-        row = self.neighbour_table[int(index)]
+        if self.neighbour_table is not None:
+            row = self.neighbour_table[int(index)]
+        elif self.neighbour_fn is not None:
+            row = np.asarray(list(self.neighbour_fn(int(index))), dtype=np.int64).reshape(-1)
+            row = row[(row >= 0) & (row < self.universe_size)]
+        else:
+            return np.empty(0, dtype=np.int64)
         return row[self._mask[row]]
 
     def mutate(self, index: int, rng: np.random.Generator) -> int:
@@ -104,7 +124,9 @@ class SearchSpace:
             inside = np.intersect1d(self.members, keep.astype(np.int64))
         if inside.size == 0:
             raise ValueError(f"restricting {self.name!r} leaves no members")
-        return SearchSpace(name or f"{self.name}∩", self.neighbour_table, inside)
+        return SearchSpace(
+            name or f"{self.name}∩", self.neighbour_table, inside, self.neighbour_fn, self.size
+        )
 
 
 def grid_neighbour_table(positions: int, values: int) -> np.ndarray:
@@ -127,28 +149,23 @@ def grid_space(positions: int, values: int, name: str = "grid") -> SearchSpace:
     return SearchSpace(name, table, np.arange(table.shape[0]))
 
 
-@lru_cache(maxsize=1)
-def nb201_search_space() -> SearchSpace:
-    """All 15,625 NB201 architectures, ids = NATS-Bench indices."""
-    space = default_space()
-    ops = space.op_matrix.astype(np.int64)
-    n_ops = int(ops.max()) + 1
-    codes = ops @ (n_ops ** np.arange(ops.shape[1], dtype=np.int64))
-    index_of_code = np.empty_like(codes)
-    index_of_code[codes] = np.arange(codes.size)
-    by_code = grid_neighbour_table(ops.shape[1], n_ops)
-    table = index_of_code[by_code[codes]]
-    return SearchSpace(NB201Space.name, table, np.arange(len(space)))
+def from_space(space: Any, members: np.ndarray | None = None) -> SearchSpace:
+    """The search view of a space object: its ``neighbour_table()`` when it has one (fast),
+    else its ``neighbours(i)``, else no neighbours."""
+    table_of = getattr(space, "neighbour_table", None)
+    table = table_of() if callable(table_of) else None
+    fn = getattr(space, "neighbours", None)
+    ids = np.arange(len(space)) if members is None else members
+    return SearchSpace(space_name(space), table, ids, fn if callable(fn) else None, len(space))
 
 
-def as_search_space(space: SearchSpace | Subspace | NB201Space) -> SearchSpace:
-    """A :class:`SearchSpace` for the full NB201 space, a Subspace, or itself."""
+def as_search_space(space: SearchSpace | Subspace | Any) -> SearchSpace:
+    """A :class:`SearchSpace` for a space object, a Subspace, or itself."""
     if isinstance(space, SearchSpace):
         return space
-    if isinstance(space, NB201Space):
-        return nb201_search_space()
     if isinstance(space, Subspace):
-        if space.space != NB201Space.name:
-            raise ValueError(f"unknown space {space.space!r} of subspace; expected 'nb201'")
-        return nb201_search_space().restrict(space.indices, name=f"subspace[{len(space)}]")
-    raise TypeError(f"expected a SearchSpace, Subspace or NB201Space, got {type(space).__name__}")
+        full = from_space(space.full_space())
+        return full.restrict(space.indices, name=f"subspace[{len(space)}]")
+    if hasattr(space, "arch_str") and hasattr(space, "__len__"):
+        return from_space(space)
+    raise TypeError(f"expected a space, a Subspace or a SearchSpace, got {type(space).__name__}")

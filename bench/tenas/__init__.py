@@ -1,6 +1,6 @@
 """TE-NAS: training-free pruning search over the NB201 supernet (NTK κ + linear regions)."""
 
-from cbred.reduce.tenas.prune import (
+from cbred.bench.tenas.prune import (
     CandidateScore,
     PruneRound,
     TenasConfig,
@@ -9,7 +9,7 @@ from cbred.reduce.tenas.prune import (
     rank_candidates,
     tenas_search,
 )
-from cbred.reduce.tenas.supernet import FULL, SuperNet, ThinSuperNet, remove_op, single_path
+from cbred.bench.tenas.supernet import FULL, SuperNet, ThinSuperNet, remove_op, single_path
 
 __all__ = [
     "FULL",

@@ -43,11 +43,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from cbred.bench.datasets import NUM_CLASSES, bundled_cifar10, normalise
-from cbred.bench.ground_truth import canonical_dataset
+from cbred.bench.datasets import NUM_CLASSES, bundled_cifar10, canonical_dataset, normalise
 from cbred.bench.nb201 import OPS, Arch
-from cbred.proxies import score
-from cbred.reduce.tenas.supernet import (
+from cbred.bench.tenas.supernet import (
     FULL,
     Alive,
     SuperNet,
@@ -57,6 +55,7 @@ from cbred.reduce.tenas.supernet import (
     remove_op,
     single_path,
 )
+from cbred.proxies import score
 from scipy.stats import rankdata
 
 Candidate = tuple[int, str]

@@ -1,0 +1,168 @@
+"""A user's space written only to the README's contract: reduced, searched, scored and
+traced through the CLI with ``--space FILE.py:OBJECT``; every bad ``--space`` is one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cbred.bench.cli import main
+from cbred.reduce.space import SpaceError, index_of, load_space
+from cbred.reduce.subspace import Subspace
+
+# 24 plain CNNs (widths x depth x activation); neighbours change one choice. Nothing of cbred
+# is imported: only the contract (len, arch_str, build, input_shape, neighbours).
+USER_SPACE = textwrap.dedent(
+    """
+    import itertools
+    from torch import nn
+
+    GRID = list(itertools.product((4, 8, 12), (1, 2), ("relu", "hardtanh", "elu", "tanh")))
+
+
+    class Widths:
+        input_shape = (1, 3, 32, 32)
+
+        def __len__(self):
+            return len(GRID)
+
+        def arch_str(self, i):
+            width, depth, act = GRID[i]
+            return f"w{width}/d{depth}/{act}"
+
+        def build(self, i):
+            width, depth, act = GRID[i]
+            act = {"relu": nn.ReLU, "hardtanh": nn.Hardtanh, "elu": nn.ELU, "tanh": nn.Tanh}[act]
+            layers, c = [], 3
+            for _ in range(depth):
+                layers += [nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), act()]
+                c = width
+            return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+
+        def neighbours(self, i):
+            return [j for j, g in enumerate(GRID) if sum(a != b for a, b in zip(g, GRID[i])) == 1]
+
+
+    SPACE = Widths()
+    NOT_A_SPACE = object()
+
+
+    class Broken(Widths):
+        def build(self, i):
+            raise RuntimeError("no weights today")
+
+
+    class Wrong(Widths):
+        def build(self, i):
+            return "a string"
+
+
+    BROKEN, WRONG = Broken(), Wrong()
+    """
+)
+
+
+@pytest.fixture()
+def user_file(tmp_path: Path) -> Path:
+    path = tmp_path / "widths_space.py"
+    path.write_text(USER_SPACE)
+    return path
+
+
+def _cbred(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "cbred.bench.cli", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_user_space_reduce_then_rea_from_the_command_line(user_file: Path) -> None:
+    folder = user_file.parent
+    spec = f"{user_file.name}:SPACE"
+    reduce = [
+        "reduce", "--space", spec, "--score", "synflow", "--evaluations", "10",
+        "--features", "flops_usage", "--out", "sub.json",
+    ]  # fmt: skip
+    done = _cbred(reduce, folder)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((folder / "sub.json").read_text())
+    assert data["space"] == spec and data["provenance"]["features"] == "flops_usage"
+    assert all(s.startswith("w") and s.count("/") == 2 for s in data["strings"])
+    assert data["provenance"]["scored"] <= 10 and data["provenance"]["scored_live"] <= 10
+    assert len(data["provenance"]["scored_members"]) == data["provenance"]["scored_live"]
+    search = [
+        "search", "rea", "--space", spec, "--subspace", "sub.json", "--score", "synflow",
+        "--evaluations", "6", "--population", "3", "--out", "result.json",
+    ]  # fmt: skip
+    done = _cbred(search, folder)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((folder / "result.json").read_text())
+    assert result["evaluations"] <= 6 and result["best_arch"] in data["strings"]
+    assert "evaluations      " in done.stdout
+
+
+def test_user_space_through_the_api(user_file: Path) -> None:
+    from cbred.bench.user_space import with_data
+    from cbred.proxies import score_space
+    from cbred.reduce import reduce_space
+
+    space = load_space(f"{user_file}:SPACE")
+    assert space.arch_str(index_of(space, "w8/d2/elu")) == "w8/d2/elu"
+    data = with_data(space, "cifar10")
+    reduction = reduce_space(
+        data, statistic="synflow", features="flops_usage", evaluations=8, seed=0
+    )
+    sub = reduction.subspace
+    assert sub.provenance["scored_live"] <= 8 and 0 < len(sub) < 24
+    again = Subspace.from_json(sub.to_json(), data)
+    assert again == sub and np.array_equal(again.indices, sub.indices)
+    values = score_space(data, 0, ["synflow", "params"], batch_size=4, seed=0)
+    assert values["params"] == sum(p.numel() for p in space.build(0).parameters())
+
+
+def test_op_usage_cannot_tell_widths_apart_but_flops_usage_can(user_file: Path) -> None:
+    from cbred.reduce.pipeline import space_features
+
+    space = load_space(f"{user_file}:SPACE")
+    ops, _ = space_features(space, "op_usage")
+    flops, _ = space_features(space, "flops_usage")
+    a, b = index_of(space, "w4/d2/relu"), index_of(space, "w12/d2/relu")
+    assert np.array_equal(ops[a], ops[b]) and not np.allclose(flops[a], flops[b])
+
+
+@pytest.mark.parametrize(
+    "suffix, expected",
+    [
+        ("missing.py:SPACE", "does not exist"),
+        ("{file}:NOPE", "has no attribute 'NOPE'"),
+        ("{file}:NOT_A_SPACE", "lacks __len__, arch_str, build, input_shape"),
+        ("{file}:BROKEN", "build(0) raised RuntimeError: no weights today"),
+        ("{file}:WRONG", "build(0) returned str; expected a torch.nn.Module"),
+        ("no_such_package.module:SPACE", "no module 'no_such_package'"),
+        ("darts", "unknown space; expected a registered name"),
+    ],
+)
+def test_every_bad_space_is_one_clear_line(user_file, capsys, suffix, expected) -> None:
+    spec = suffix.format(file=user_file)
+    with pytest.raises(SpaceError, match="--space"):
+        load_space(spec)
+    assert main(["reduce", "--space", spec, "--out", str(user_file.parent / "s.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err and repr(spec) in err
+    assert "Traceback" not in err
+
+
+def test_bad_space_from_a_real_process_has_no_traceback(user_file: Path) -> None:
+    done = _cbred(["search", "bestofn", "--space", f"{user_file.name}:WRONG"], user_file.parent)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "expected a torch.nn.Module" in done.stderr
+
+
+def test_registered_spaces_include_the_built_ins() -> None:
+    from cbred.reduce.space import registered_spaces
+
+    assert {"nb201", "nats_sss"} <= set(registered_spaces())
+    assert len(load_space("nats_sss", probe=False)) == 32768
