@@ -1,6 +1,6 @@
 """Correlation of training-free statistics with NB201 test accuracy (benchmark command).
 
-    python -m cbred.bench.correlation --sample 500 --seed 0 --proxies grad_norm,snip --out run.csv
+    python -m cbred.bench.correlation --sample 500 --seed 0 --score grad_norm,snip --out run.csv
     python -m cbred.bench.correlation --report run.csv other_run.csv
     python -m cbred.bench.correlation --report bench/data/nb201_scores.parquet   # whole space
 
@@ -70,7 +70,7 @@ def parse_proxies(text: str) -> list[str]:
     for n in names:
         get_proxy(n)
     if not names:
-        raise ValueError("--proxies needs at least one statistic name")
+        raise ValueError("--score needs at least one statistic name")
     return names
 
 
@@ -98,7 +98,7 @@ def append_row(path: Path, row: Sequence[object]) -> None:
 
 def run_scores(args: argparse.Namespace) -> Path:
     """Score the sample, appending rows; returns the result file."""
-    names = parse_proxies(args.proxies)
+    names = parse_proxies(args.score)
     space = NB201Space()
     indices = space.sample(args.sample, args.seed)
     out = Path(args.out)
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", type=int, default=500, help="number of architectures")
     parser.add_argument("--seed", type=int, default=0, help="sample, batch and init seed")
-    parser.add_argument("--proxies", default="grad_norm,snip,fisher,synflow,jacob_cov,naswot")
+    parser.add_argument("--score", default="grad_norm,snip,fisher,synflow,jacob_cov,naswot")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--channels", type=int, default=16, help="NB201 width C")
     parser.add_argument("--cells", type=int, default=5, help="NB201 cells per stage N")

@@ -31,10 +31,9 @@ from cbred.reduce.search import (
     AccuracyObjective,
     Budget,
     SearchResult,
-    SearchSpace,
     TableObjective,
     area,
-    as_search_space,
+    as_subspace,
     best_of_n,
     fitness,
     regularized_evolution,
@@ -209,11 +208,9 @@ class Runs:
         return {d: (float(g.mean()), float(g.std(ddof=0))) for d, g in grouped}
 
 
-def search_space(
-    coverage: np.ndarray | None = None, subspace: Subspace | None = None
-) -> SearchSpace:
+def search_space(coverage: np.ndarray | None = None, subspace: Subspace | None = None) -> Subspace:
     """NB201 restricted to a score source's coverage and to a subspace."""
-    space = as_search_space(default_space())
+    space = as_subspace(default_space())
     if subspace is not None:
         space = space.restrict(subspace.indices, name=f"subspace[{len(subspace)}]")
     if coverage is not None and len(coverage) < space.universe_size:
@@ -248,9 +245,9 @@ def single_incumbents(objective: TableObjective) -> Callable[[SearchResult], np.
 
 def run_training_free(
     label: str,
-    search: Callable[[SearchSpace, int], SearchResult],
+    search: Callable[[Subspace, int], SearchResult],
     incumbents: Callable[[SearchResult], np.ndarray],
-    space: SearchSpace,
+    space: Subspace,
     seeds: int,
     steps: int,
     statistics: int = 1,
@@ -333,7 +330,7 @@ def rea_runs(
     objective = source.objective(statistic, stat_seconds)
     space = search_space(source.coverage([statistic]), subspace)
 
-    def search(sp: SearchSpace, seed: int) -> SearchResult:
+    def search(sp: Subspace, seed: int) -> SearchResult:
         budget = Budget(evaluations=evaluations)
         return regularized_evolution(sp, objective, budget, seed, population, tournament)
 

@@ -97,12 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--proxies", default=",".join(available_proxies()))
+    parser.add_argument("--score", default=",".join(available_proxies()))
     parser.add_argument("--smoke", action="store_true", help="one narrow network, batch 8")
     args = parser.parse_args(argv)
     if args.smoke:
         args.archs, args.batch_size, args.channels, args.cells = 1, 8, 4, 1
-    stats = [s.strip() for s in args.proxies.split(",") if s.strip()]
+    stats = [s.strip() for s in args.score.split(",") if s.strip()]
     stats += [s for s in SUITE if s not in stats]
     torch.set_num_threads(args.threads)
     batch = get_batch("cifar10", batch_size=args.batch_size, seed=args.seed)

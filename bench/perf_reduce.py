@@ -284,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds", type=int, default=10, help="seeds 0..S-1 for the default configuration"
     )
     parser.add_argument("--scores", default=None, help="score table for all statistics")
-    parser.add_argument("--proxy-batch-size", type=int, default=32)
-    parser.add_argument("--proxy-channels", type=int, default=8)
-    parser.add_argument("--proxy-cells", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--cells", type=int, default=1)
     parser.add_argument(
         "--proxy-distances", default="hellinger", help="distances to run computed statistics on"
     )
@@ -306,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         distances, statistics, scorings, k_values = ["hellinger"], ["params"], ["median"], [4, 6]
         features = "cell"
     proxy_options = {
-        "batch_size": args.proxy_batch_size,
+        "batch_size": args.batch_size,
         "seed": args.seed,
-        "setting": {"channels": args.proxy_channels, "cells_per_stage": args.proxy_cells},
+        "setting": {"channels": args.channels, "cells_per_stage": args.cells},
     }
     table, seconds = acceptance_rows(
         distances, statistics, scorings, features, k_values, args.m, args.seed,

@@ -55,6 +55,7 @@ class Subspace:
     strings: tuple[str, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
     source: Any = field(default=None, compare=False, repr=False)
+    label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         idx = np.asarray(self.indices, dtype=np.int64).reshape(-1)
@@ -84,8 +85,30 @@ class Subspace:
 
     @classmethod
     def full(cls, space: Any) -> Subspace:
-        """Every architecture of ``space``."""
-        return cls.from_indices(range(len(space)), space, {"full_space": True})
+        """Every architecture of ``space`` (kept on the space, so it is built once)."""
+        cached = getattr(space, "_cbred_full", None)
+        if isinstance(cached, Subspace) and cached.source is space:
+            return cached
+        whole = cls.from_indices(range(len(space)), space, {"full_space": True})
+        try:
+            space._cbred_full = whole
+        except AttributeError:
+            pass  # a frozen or slotted space rebuilds it next time
+        return whole
+
+    @property
+    def name(self) -> str:
+        """How searches name this subspace: its label, else its space's name."""
+        return self.label or self.space
+
+    @property
+    def members(self) -> np.ndarray:
+        return self.indices
+
+    @property
+    def universe_size(self) -> int:
+        """The number of architectures of the whole space."""
+        return len(self.full_space())
 
     def full_space(self) -> Any:
         """The space object (the one given, else loaded by name and kept)."""
@@ -141,13 +164,64 @@ class Subspace:
             )
         return as_rng(seed).choice(self.indices, size=n, replace=replace)
 
-    def neighbours(self, index: int) -> list[int]:
-        """Neighbours of ``index`` (need not be a member) that are members; none when the
-        space defines no ``neighbours``."""
-        neighbours = getattr(self.full_space(), "neighbours", None)
-        if not callable(neighbours):
-            return []
-        return [int(j) for j in neighbours(int(index)) if int(j) in self]
+    def _mask(self) -> np.ndarray:
+        mask = self.__dict__.get("_member_mask")
+        if mask is None:
+            mask = np.zeros(self.universe_size, dtype=bool)
+            mask[self.indices] = True
+            object.__setattr__(self, "_member_mask", mask)
+        return mask
+
+    def neighbours(self, index: int) -> np.ndarray:
+        """Neighbours of ``index`` (any index of the space) that are members: from the space's
+        ``neighbour_table()`` when it has one (fast), else its ``neighbours(i)``; none when it
+        defines neither."""
+        full, index = self.full_space(), int(index)
+        if not 0 <= index < len(full):
+            raise IndexError(f"index {index} out of range 0..{len(full) - 1}")
+        table = self.__dict__.get("_table")
+        if table is None and callable(getattr(full, "neighbour_table", None)):
+            table = np.asarray(full.neighbour_table(), dtype=np.int64)
+            object.__setattr__(self, "_table", table)
+        if table is not None:
+            row = table[index]
+        elif callable(getattr(full, "neighbours", None)):
+            row = np.asarray([int(j) for j in full.neighbours(index)], dtype=np.int64)
+            row = row[(row >= 0) & (row < len(full))]
+        else:
+            return np.empty(0, dtype=np.int64)
+        return row[self._mask()[row]]
+
+    def random(self, rng: int | np.random.Generator) -> int:
+        """One member drawn uniformly (``rng``: a Generator or a seed, as everywhere)."""
+        rng = as_rng(rng)
+        return int(self.indices[rng.integers(self.indices.size)])
+
+    def mutate(self, index: int, rng: int | np.random.Generator) -> int:
+        """A uniformly chosen member neighbour of ``index``; a random member when it has none
+        (so a search never leaves its subspace). On NB201: change one edge's operation."""
+        rng = as_rng(rng)
+        inside = self.neighbours(index)
+        if inside.size == 0:
+            return self.random(rng)
+        return int(inside[rng.integers(inside.size)])
+
+    def restrict(self, keep: Any, name: str | None = None) -> Subspace:
+        """The members also in ``keep`` (indices, or a boolean mask over the whole space)."""
+        keep = np.asarray(keep)
+        if keep.dtype == bool:
+            if keep.shape != (self.universe_size,):
+                raise ValueError(f"mask has shape {keep.shape}, expected ({self.universe_size},)")
+            inside = keep[self.indices]
+        else:
+            inside = np.isin(self.indices, keep.astype(np.int64))
+        if not inside.any():
+            raise ValueError(f"restricting {self.name!r} leaves no members")
+        strings = tuple(s for s, k in zip(self.strings, inside) if k)
+        label = name or f"{self.name}∩"
+        return Subspace(
+            self.space, self.indices[inside], strings, self.provenance, self.source, label
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

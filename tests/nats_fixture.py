@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 from nats_bench.api_utils import ArchResults, ResultsCount
@@ -25,15 +26,26 @@ def accuracy(index: int, dataset: str, set_name: str, epochs: int, seed: int) ->
     return base[dataset] + offset + index * 0.01 + (epochs == 200) * 5.0 + (seed == 888) * 0.2
 
 
-def _trial(index: int, dataset: str, epochs: int, seed: int) -> ResultsCount:
+def trial(
+    index: int,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    accuracy_of: Callable[..., float] | None = None,
+    train_times: bool = False,
+) -> ResultsCount:
+    """One trial's results in nats_bench's own class; the final accuracies are
+    ``accuracy_of(index, dataset, set_name, epochs, seed)`` (default :func:`accuracy`)."""
+    accuracy_of = accuracy_of or accuracy
     train = {i: 50.0 + i for i in range(epochs)}
     result = ResultsCount(dataset, None, train, dict(train), 0.1, 10.0, None, seed, epochs, None)
-    result.update_train_info(train, None, dict(train), None)
+    times_per_epoch = {i: 0.1 for i in range(epochs)} if train_times else None
+    result.update_train_info(train, None, dict(train), times_per_epoch)
     accs, losses, times = {}, {}, {}
     for name in EVAL_SETS[dataset]:
         for i in range(epochs):
             key = f"{name}@{i}"
-            accs[key] = accuracy(index, dataset, name, epochs, seed) if i == epochs - 1 else 1.0
+            accs[key] = accuracy_of(index, dataset, name, epochs, seed) if i == epochs - 1 else 1.0
             losses[key], times[key] = 1.0, 0.1
     result.update_eval(accs, losses, times)
     return result
@@ -48,7 +60,7 @@ def write_tiny_nats(path: Path, arch_strings: list[str], indices: list[int]) -> 
             results = ArchResults(index, arch_strings[index])
             for dataset in EVAL_SETS:
                 for seed in SEEDS:
-                    results.update(dataset, seed, _trial(index, dataset, epochs, seed))
+                    results.update(dataset, seed, trial(index, dataset, epochs, seed))
             per_hp[str(epochs)] = results.state_dict()
         arch2infos[index] = per_hp
     data = {"meta_archs": arch_strings, "arch2infos": arch2infos, "evaluated_indexes": indices}

@@ -13,8 +13,8 @@ import bz2
 import pickle
 from pathlib import Path
 
-from nats_bench.api_utils import ArchResults, ResultsCount
-from nats_fixture import EVAL_SETS, SEEDS
+from nats_bench.api_utils import ArchResults
+from nats_fixture import EVAL_SETS, SEEDS, trial
 
 HPS = ("01", "12", "90")
 CANDIDATES = [8, 16, 24, 32, 40, 48, 56, 64]
@@ -42,27 +42,15 @@ def accuracy(index: int, dataset: str, set_name: str, epochs: int, seed: int) ->
     return base[dataset] + offset + index * 0.001 + bonus + (seed == 888) * 0.2
 
 
-def _trial(index: int, dataset: str, epochs: int, seed: int) -> ResultsCount:
-    train = {i: 50.0 + i for i in range(epochs)}
-    result = ResultsCount(dataset, None, train, dict(train), 0.1, 10.0, None, seed, epochs, None)
-    result.update_train_info(train, None, dict(train), {i: 0.1 for i in range(epochs)})
-    accs, losses, times = {}, {}, {}
-    for name in EVAL_SETS[dataset]:
-        for i in range(epochs):
-            key = f"{name}@{i}"
-            accs[key] = accuracy(index, dataset, name, epochs, seed) if i == epochs - 1 else 1.0
-            losses[key], times[key] = 1.0, 0.1
-    result.update_eval(accs, losses, times)
-    return result
-
-
 def _per_hp(index: int, arch_str: str) -> dict:
     per_hp = {}
     for hp in HPS:
         results = ArchResults(index, arch_str)
         for dataset in EVAL_SETS:
             for seed in SEEDS:
-                results.update(dataset, seed, _trial(index, dataset, int(hp), seed))
+                results.update(
+                    dataset, seed, trial(index, dataset, int(hp), seed, accuracy, train_times=True)
+                )
         per_hp[hp] = results.state_dict()
     return per_hp
 

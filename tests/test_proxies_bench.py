@@ -11,7 +11,7 @@ from cbred.bench.commands import proxies as proxies_command
 
 
 def test_perf_smoke_prints_every_statistic_and_the_fused_ratio(capsys) -> None:
-    assert perf_proxies.main(["--smoke", "--proxies", "params,snip"]) == 0
+    assert perf_proxies.main(["--smoke", "--score", "params,snip"]) == 0
     out = capsys.readouterr().out
     for name in perf_proxies.SUITE:
         assert f"\n{name} " in out
@@ -29,7 +29,7 @@ def test_perf_report_gives_the_ratio_and_its_floor() -> None:
 
 def test_correlation_smoke_resumes_and_prints_the_table(tmp_path, capsys) -> None:
     out_csv = tmp_path / "corr.csv"
-    args = ["--smoke", "--proxies", "snip,synflow,jacob_cov", "--out", str(out_csv)]
+    args = ["--smoke", "--score", "snip,synflow,jacob_cov", "--out", str(out_csv)]
     assert correlation.main(args) == 0
     first = pd.read_csv(out_csv)
     assert len(first) == 6 and list(first.columns[2:5]) == ["snip", "synflow", "jacob_cov"]
@@ -78,7 +78,7 @@ def test_correlation_reference_cells_change_fisher(tmp_path) -> None:
     runs = {}
     for flag in ([], ["--reference-cells"]):
         out = tmp_path / f"corr{len(flag)}.csv"
-        args = ["--smoke", "--proxies", "fisher,naswot", "--out", str(out), *flag]
+        args = ["--smoke", "--score", "fisher,naswot", "--out", str(out), *flag]
         assert correlation.main(args) == 0
         runs[bool(flag)] = pd.read_csv(out).set_index("index")
     assert not np.allclose(runs[True]["fisher"], runs[False]["fisher"])

@@ -29,8 +29,8 @@ from cbred.reduce.search.objective import (
 from cbred.reduce.search.random_search import best_of_n
 from cbred.reduce.search.rea import regularized_evolution
 from cbred.reduce.search.space import (
-    SearchSpace,
-    as_search_space,
+    GridSpace,
+    as_subspace,
     grid_space,
 )
 
@@ -45,12 +45,12 @@ __all__ = [
     "Objective",
     "PenalisedObjective",
     "SearchResult",
-    "SearchSpace",
     "TableObjective",
     "area",
-    "as_search_space",
+    "as_subspace",
     "best_of_n",
     "fitness",
+    "GridSpace",
     "grid_space",
     "regularized_evolution",
     "soft_reward",

@@ -15,12 +15,12 @@ import pandas as pd
 from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
 from cbred.reduce.search.objective import Objective, fitness
 from cbred.reduce.search.rea import regularized_evolution
-from cbred.reduce.search.space import SearchSpace, as_search_space
+from cbred.reduce.search.space import as_subspace
 from cbred.reduce.subspace import Subspace
 
 
 def area(
-    space: SearchSpace | Subspace,
+    space: Subspace,
     statistic: Objective,
     accuracy: Objective,
     budget: Budget,
@@ -29,15 +29,15 @@ def area(
     population_size: int = 10,
     tournament_size: int = 5,
     charge_repeats: bool = False,
-    screen_space: SearchSpace | Subspace | None = None,
+    screen_space: Subspace | None = None,
 ) -> SearchResult:
     """AREA on ``space``: ``budget`` caps the evolution (accuracy) phase.
 
     ``screen_space`` (default ``space``) is where screening draws from, e.g. the members
     of ``space`` that a score table covers; the evolution may then reach all of ``space``.
     """
-    space = as_search_space(space)
-    screen_from = space if screen_space is None else as_search_space(screen_space)
+    space = as_subspace(space)
+    screen_from = space if screen_space is None else as_subspace(screen_space)
     if not 1 <= population_size <= screen_size:
         raise ValueError(f"need 1 <= population ({population_size}) <= screen size ({screen_size})")
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 from cbred.reduce.search.objective import Objective
-from cbred.reduce.search.space import SearchSpace
+from cbred.reduce.subspace import Subspace
 
 MAX_STALL = 1_000
 """Consecutive free repeats after which a search is considered stalled and stops."""
@@ -66,7 +66,7 @@ class Evaluator:
     objective.
     """
 
-    space: SearchSpace
+    space: Subspace
     objectives: Sequence[Objective]
     budget: Budget = field(default_factory=Budget)
     charge_repeats: bool = False

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from cbred.reduce.search.objective import Objective
-from cbred.reduce.search.space import SearchSpace
+from cbred.reduce.subspace import Subspace
 
 COST_KINDS = ("flops", "params")
 
@@ -36,7 +36,7 @@ def space_costs(space: object, kind: str = "flops") -> np.ndarray:
     return np.asarray(costs()[kind], dtype=np.float64)
 
 
-def within_budget(space: SearchSpace, costs: np.ndarray, limit: float) -> SearchSpace:
+def within_budget(space: Subspace, costs: np.ndarray, limit: float) -> Subspace:
     """The members of ``space`` whose cost is at most ``limit`` (hard constraint)."""
     costs = np.asarray(costs, dtype=np.float64)
     if costs.shape != (space.universe_size,):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
 from cbred.reduce.search.objective import Objective, fitness
-from cbred.reduce.search.space import SearchSpace, as_search_space
+from cbred.reduce.search.space import as_subspace
 from cbred.reduce.subspace import Subspace
 
 
@@ -28,7 +28,7 @@ def ensemble_scores(objectives: Sequence[Objective], values: np.ndarray) -> np.n
 
 
 def best_of_n(
-    space: SearchSpace | Subspace,
+    space: Subspace,
     objectives: Objective | Sequence[Objective],
     n: int,
     seed: int,
@@ -37,7 +37,7 @@ def best_of_n(
     """Score ``n`` distinct uniformly drawn members (fewer if the space or budget is
     smaller) and return the best.  One evaluation = one architecture scored by all
     ``objectives``."""
-    space = as_search_space(space)
+    space = as_subspace(space)
     objectives = [objectives] if isinstance(objectives, Objective) else list(objectives)
     if n < 1:
         raise ValueError(f"N must be >= 1, got {n}")

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
 from cbred.reduce.search.objective import Objective, fitness
-from cbred.reduce.search.space import SearchSpace, as_search_space
+from cbred.reduce.search.space import as_subspace
 from cbred.reduce.subspace import Subspace
 
 
 def regularized_evolution(
-    space: SearchSpace | Subspace,
+    space: Subspace,
     objective: Objective,
     budget: Budget,
     seed: int,
@@ -41,7 +41,7 @@ def regularized_evolution(
     ``initial`` replaces the random initial population (AREA seeds it with screened
     architectures); its length then sets the population size.
     """
-    space = as_search_space(space)
+    space = as_subspace(space)
     if population_size < 1 or tournament_size < 1:
         raise ValueError(
             f"population and tournament sizes must be >= 1, got {population_size}, "
