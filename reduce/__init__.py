@@ -8,7 +8,7 @@ k-medoids on weighted distinct points), :mod:`reduce.select` (K and η without l
 any space of the contract in :mod:`reduce.space`).
 """
 
-from cbred.reduce.cbred import Reduction, cbred_reduce
+from cbred.reduce.cbred import CBRED, Reduction, cbred_reduce
 from cbred.reduce.cluster import (
     KMeansClusterer,
     KMedoidsClusterer,
@@ -23,6 +23,7 @@ from cbred.reduce.space import Space, SpaceError, load_space
 from cbred.reduce.subspace import Subspace
 
 __all__ = [
+    "CBRED",
     "KMeansClusterer",
     "KMedoidsClusterer",
     "ParameterSelection",

@@ -335,12 +335,14 @@ def reduce_space(
     criterion: str = "silhouette",
     points: Points | None = None,
     evaluations: int | None = None,
+    allocation: str = "uniform",
 ) -> Reduction:
     """C-BRED over ``space`` with named parts; see :func:`reduce.cbred.cbred_reduce`.
 
     ``m`` members per cluster are scored; None scores all of them when the values come
     from a table and :data:`LIVE_MEMBERS` when they are computed on demand. ``evaluations``
-    caps the number of architectures scored (spread over the clusters; K is kept ≤ it).
+    caps the number of architectures scored (spread over the clusters by ``allocation``,
+    ``uniform`` or ``halving``; K is kept ≤ it).
 
     ``scores`` defaults to :func:`score_source` of ``statistic``; ``k_values`` defaults to
     :func:`default_k`; ``eta_values`` defaults to :func:`eta_candidates` for spectral
@@ -387,6 +389,7 @@ def reduce_space(
         provenance=provenance,
         prefer=scores.cached_indices() if live else None,
         evaluations=evaluations,
+        allocation=allocation,
     )
     if live:
         reduction.subspace.provenance["scored_live"] = scores.evaluations

@@ -234,3 +234,17 @@ def test_fisher_is_unchanged_by_in_place_ops_on_a_layer_output() -> None:
     expected, got = (proxies.score(net, (x, y), stats) for net in nets)
     for name in stats:
         assert got[name] == pytest.approx(expected[name], rel=1e-6), name
+
+
+def test_agreement_kernel_is_the_same_whichever_gram_product_runs(monkeypatch) -> None:
+    import cbred.proxies.layers as layers
+
+    assert isinstance(layers.int8_gram_is_faster.__wrapped__(), bool)  # the measurement runs
+    code = torch.rand(16, 3000, generator=torch.Generator().manual_seed(0)) > 0.5
+    expected = code.shape[1] - torch.cdist(code.double(), code.double(), p=0)
+    results = {}
+    for faster in (True, False):
+        monkeypatch.setattr(layers, "int8_gram_is_faster", lambda faster=faster: faster)
+        results[faster] = layers.agreement_kernel(code)
+    assert torch.equal(results[True], results[False])
+    assert torch.equal(results[False], expected)

@@ -326,3 +326,56 @@ def test_main_job_gives_the_same_subspace_as_before(tmp_path, capsys) -> None:
     data = json.loads(out.read_text())
     assert data["indices"] == MAIN_JOB_SUBSPACE and data["space"] == "nb201"
     assert "64 architectures (0.4%), clusters [119]" in capsys.readouterr().out
+
+
+def test_budget_fill_stops_at_the_first_cluster_that_does_not_fit() -> None:
+    from cbred.reduce.cbred import choose_clusters
+
+    f_values = np.array([5.0, 4.0, 3.0, 0.1])  # cluster 3 is the worst but tiny
+    sizes = np.array([10, 50, 10, 5])
+    # 0 fits (10), 1 does not (60 > 30): filling stops there, 2 and 3 are never taken
+    assert choose_clusters(f_values, sizes, 30) == [0]
+    assert choose_clusters(f_values, sizes, 72) == [0, 1, 2]  # 3 would exceed 72
+    # the best cluster alone is too big: filling starts at the best one that fits
+    assert choose_clusters(np.array([9.0, 1.0, 0.5]), np.array([100, 5, 5]), 20) == [1, 2]
+    assert choose_clusters(np.array([9.0, 1.0, 0.5]), np.array([100, 15, 10]), 20) == [1]
+
+
+def test_cbred_estimator_follows_scikit_learn_conventions(planted) -> None:
+    from cbred.reduce import CBRED
+    from sklearn.base import clone
+
+    points, groups, scores = planted
+    estimator = CBRED(KMeansClusterer(5, seed=0), evaluations=40, random_state=2)
+    assert clone(estimator).get_params()["evaluations"] == 40
+    fitted = estimator.fit(points, scores, default_space())
+    assert fitted is estimator and fitted.evaluations_ == 40
+    assert np.array_equal(fitted.subspace_.indices, np.flatnonzero(groups == 4))
+    assert len(fitted.labels_) == N and len(fitted.cluster_scores_) == 5
+    assert fitted.subspace_.provenance["allocation"] == "uniform"
+    with pytest.raises(ValueError, match="needs an evaluation budget"):
+        CBRED(KMeansClusterer(5), allocation="halving").fit(points, scores, default_space())
+    with pytest.raises(ValueError, match="unknown allocation"):
+        CBRED(KMeansClusterer(5), allocation="greedy").fit(points, scores, default_space())
+
+
+def test_halving_spends_the_budget_on_the_clusters_still_in_contention(planted) -> None:
+    from cbred.reduce import CBRED
+
+    points, groups, scores = planted
+    asked: list[int] = []
+
+    def score_fn(indices: np.ndarray) -> np.ndarray:
+        asked.extend(int(i) for i in indices)
+        return scores[indices]
+
+    est = CBRED(KMeansClusterer(5, seed=0), evaluations=60, allocation="halving", random_state=0)
+    est.fit(points, score_fn, default_space())
+    assert len(asked) == len(set(asked)) == est.evaluations_ <= 60
+    assert np.array_equal(est.subspace_.indices, np.flatnonzero(groups == 4))
+    best = groups[est.subspace_.indices[0]]
+    spent = {int(groups[s[0]]): len(s) for s in est.sampled_}
+    assert spent[best] == max(spent.values()) and spent[best] > 60 // 5  # more than uniform
+    assert min(spent.values()) >= 1  # every cluster was scored
+    for members, values in zip(est.sampled_, est.sample_values_):
+        np.testing.assert_array_equal(values, scores[members])  # values follow their members

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
+from cbred.reduce.cbred import ALLOCATIONS
 from cbred.reduce.cluster import CLUSTERERS, make_clusterer
 from cbred.reduce.pipeline import (
     DEFAULT_FEATURES,
@@ -109,6 +110,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="at most this many architectures scored, spread over the clusters (K <= it)",
     )
+    parser.add_argument(
+        "--allocation",
+        choices=ALLOCATIONS,
+        default="uniform",
+        help="how --evaluations are spread: evenly, or by successive halving over clusters",
+    )
     parser.add_argument("--f", default="median", help="cluster scoring function, e.g. q0.75")
     parser.add_argument(
         "--m",
@@ -193,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         criterion=args.criterion,
         points=points,
         evaluations=args.evaluations,
+        allocation=args.allocation,
     )
     reduction.timings["features+distance"] = features_seconds
     subspace = reduction.subspace
