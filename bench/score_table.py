@@ -5,8 +5,10 @@ here as Parquet, one row per scored architecture and one column per statistic,
 so that C-BRED and the searches run on NB201 without scoring anything.  Its
 ``attrs`` record the setting it was scored under and its coverage of the space.
 
-    python -m cbred.bench.score_table --store scores.db        # pack a store into the package
-    python -m cbred.bench.score_table --store scores.db --merge rest.db   # first merge other stores
+    python -m cbred.bench.score_table --store scores.db --out table.parquet   # pack a store
+    python -m cbred.bench.score_table --store scores.db --merge rest.db --out table.parquet
+    python -m cbred.bench.score_table --store scores.db --out bench/data/nb201_scores.parquet
+        # re-pack the shipped table, only ever on purpose
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def shipped_scores() -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(
             f"no shipped score table at {path}; score the space with 'cbred score' and pack "
-            "it with 'python -m cbred.bench.score_table --store scores.db'"
+            "it with 'python -m cbred.bench.score_table --store scores.db --out "
+            "bench/data/nb201_scores.parquet'"
         )
     with resources.as_file(path) as file:
         return pd.read_parquet(file)
@@ -84,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--merge", nargs="+", default=[], metavar="DB", help="stores merged into --store first"
     )
-    parser.add_argument("--out", default=str(Path(__file__).parent / "data" / TABLE_NAME))
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="Parquet file to write; the shipped table in the package is never a default "
+        f"(to re-pack it on purpose, name bench/data/{TABLE_NAME})",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         from cbred.proxies.store import ScoreStore

@@ -66,6 +66,26 @@ class ScoreJob:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
 
+    def check_setting(self) -> None:
+        """Raise (ValueError, naming what is wrong) when the *setting* cannot score anything:
+        the device, the data of the scoring batch, the network of the first architecture.
+
+        A failure here is a property of the run, not of an architecture, so it must never be
+        cached per architecture as a NaN row (a rerun with the setting fixed would find it).
+        """
+        import torch
+        from cbred.proxies.api import resolve_device
+
+        try:
+            resolve_device(self.device, torch.device("cpu"))
+            self.space.batch(self.batch_size, self.seed)
+            self.space.build(0)
+        except Exception as exc:
+            raise ValueError(
+                f"the scoring setting fails before any architecture is scored "
+                f"({type(exc).__name__}: {exc}); nothing was written to the store"
+            ) from exc
+
     @property
     def space_name(self) -> str:
         name = getattr(self.space, "name", None) or getattr(self.space, "spec", None)
@@ -206,7 +226,11 @@ def run_scoring(
     progress: bool = True,
     chunk_fn: ChunkFn = score_chunk,
 ) -> RunSummary:
-    """Score every architecture in ``archs`` that the store lacks; returns a summary."""
+    """Score every architecture in ``archs`` that the store lacks; returns a summary.
+
+    The setting is checked first (:meth:`ScoreJob.check_setting`): a wrong device or missing
+    data raises before anything is written, instead of filling the store with NaN rows.
+    """
     from cbred.proxies.executors import InProcessExecutor
 
     if chunk_size < 1:
@@ -214,6 +238,8 @@ def run_scoring(
     executor = executor or InProcessExecutor()
     start = time.perf_counter()
     todo = missing_archs(store, job, archs)
+    if todo:
+        job.check_setting()
     summary = RunSummary(requested=len(archs), cached=len(archs) - len(todo))
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     with tqdm(total=len(todo), disable=not progress, unit="arch", desc="scoring") as bar:

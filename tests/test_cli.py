@@ -62,3 +62,20 @@ def test_console_script_entry_point():
         [sys.executable, "-m", "cbred.bench.cli", "space", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "info" in result.stdout
+
+
+def test_cbred_imports_modules_from_the_current_folder(tmp_path):
+    """Like `python -m`, the console script finds `--model module:factory` in the cwd."""
+    import shutil
+    from pathlib import Path
+
+    (tmp_path / "here_models.py").write_text(
+        "from torch import nn\n\n\ndef tiny():\n    return nn.Sequential(nn.Linear(4, 2))\n"
+    )
+    cbred = shutil.which("cbred", path=str(Path(sys.executable).parent))
+    done = subprocess.run(
+        [cbred, "trace", "--model", "here_models:tiny", "--input-shape", "1,4"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "kernels" in done.stdout

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from cbred.bench.nb201 import NB201Space
 from cbred.proxies.engine import ScoreJob, missing_archs, run_scoring, score_chunk
 from cbred.proxies.executors import InProcessExecutor, ProcessPoolExecutor
@@ -239,3 +240,24 @@ def test_job_validation():
     wide = ScoreJob(("params",), NB201Space(channels=8))
     affine = ScoreJob(("params",), NB201Space(channels=8, cell_affine=False))
     assert wide.versions != affine.versions  # the cell convention enters the stored key
+
+
+def test_a_failing_setting_writes_nothing_and_a_fixed_rerun_scores(tmp_path, capsys):
+    """A wrong device or missing data is the run's failure, never cached per architecture."""
+    from cbred.bench.cli import main
+
+    store = tmp_path / "s.db"
+    common = ["score", "--score", "params", "--sample", "2", "--batch-size", "4", "--channels",
+              "4", "--cells", "1", "--store", str(store), "--no-progress"]  # fmt: skip
+    if not torch.cuda.is_available():
+        assert main([*common, "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert "nothing was written" in err and "CUDA is not available" in err
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CBRED_DATA_ROOT", str(tmp_path / "no_data_here"))
+        assert main([*common, "--score-data", "cifar100"]) == 2
+        assert "nothing was written" in capsys.readouterr().err
+    with ScoreStore(store) as s:
+        assert len(s) == 0
+    assert main(common) == 0
+    assert "2 scored" in capsys.readouterr().out

@@ -93,7 +93,8 @@ def test_choose_best_cluster_and_budget() -> None:
     f = np.array([0.2, 0.9, 0.5, 0.9])
     sizes = np.array([10, 40, 20, 30])
     assert choose_clusters(f, sizes, None) == [3]  # tie on f: the smaller cluster
-    assert choose_clusters(f, sizes, 55) == [3, 2]  # 40 does not fit after 30; 20 does
+    # 40 does not fit after 30: filling stops there, the worse-scored 20 is not slipped in
+    assert choose_clusters(f, sizes, 55) == [3]
     assert choose_clusters(f, sizes, 100) == [3, 1, 2, 0]
     with pytest.raises(ValueError, match="no cluster fits"):
         choose_clusters(f, sizes, 5)

@@ -64,3 +64,13 @@ def test_main_merges_stores_before_packing(tmp_path, capsys):
     )
     assert list(pd.read_parquet(out).index) == [5, 9]
     assert "merged 1 rows" in capsys.readouterr().out
+
+
+def test_packing_never_defaults_to_the_shipped_table(tmp_path, capsys):
+    from cbred.bench.score_table import main
+
+    with ScoreStore(tmp_path / "a.db") as a:
+        a.put([_row(5, "naswot", 1.5)])
+    with pytest.raises(SystemExit):
+        main(["--store", str(tmp_path / "a.db")])
+    assert "--out" in capsys.readouterr().err
