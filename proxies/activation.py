@@ -1,7 +1,9 @@
 """Activation-pattern and kernel statistics (NASWOT v1/v2, layer-wise NASWOT, T-CET, TE-NAS).
 
-Binary codes are the signs of the inputs of ``nn.ReLU`` modules (NASWOT), taken in the
-same training-mode forward as the gradient statistics; the kernel of a set of codes is
+Binary codes are the signs of the inputs of the network's activations (NASWOT's ReLU codes;
+for other activations, module or functional, the same sign pattern of the pre-activation, see
+:data:`proxies.layers.ACTIVATION_MODULES`), taken in the same training-mode forward as the
+gradient statistics; the kernel of a set of codes is
 K[i, j] = N_A − Hamming(c_i, c_j).  A singular kernel has log-determinant −inf.
 """
 
@@ -22,7 +24,10 @@ JACOB_K = 1e-5
 
 def _require_relus(r: PassResults) -> None:
     if r.relu_kernel is None:
-        raise ProxyUndefined("the model has no nn.ReLU module (NASWOT codes need ReLUs)")
+        raise ProxyUndefined(
+            "the model calls no activation (ReLU, ReLU6, LeakyReLU, Hardtanh, ELU, GELU, SiLU, "
+            "Hardswish, Mish, ... as a module or a function); NASWOT codes need one"
+        )
 
 
 @register_proxy(

@@ -2,8 +2,8 @@
 
 Following the zero-cost-proxy reference code, parameter saliencies are taken over the
 weights of convolution and linear layers ("weight layers"); activation codes are taken
-at ``nn.ReLU`` modules (functional ReLUs cannot be hooked, so a model without ``nn.ReLU``
-modules has no NASWOT-type statistics).
+at every activation, module or functional (:data:`ACTIVATION_MODULES`,
+:data:`ACTIVATION_FUNCTIONS`): the sign pattern of the activation's input.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 WEIGHT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear)
@@ -29,9 +30,54 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def relu_modules(model: nn.Module) -> list[nn.Module]:
-    """Every ``nn.ReLU`` module of ``model``."""
-    return [m for m in model.modules() if isinstance(m, nn.ReLU)]
+ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.Hardtanh,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Mish,
+)
+"""Activation modules whose input codes the NASWOT-type statistics read. For ReLU the code
+is NASWOT's (which units are active); for the other piecewise-linear and the smooth ones the
+same rule applies, the sign pattern of the pre-activation (x > 0), which is ReLU's code of
+the same pre-activation, so one network written with ReLU or with GELU is compared on the
+same partition of its inputs."""
+
+ACTIVATION_FUNCTIONS: frozenset = frozenset(
+    {
+        F.relu,
+        F.relu_,
+        torch.relu,
+        torch.relu_,
+        F.relu6,
+        F.leaky_relu,
+        F.leaky_relu_,
+        F.hardtanh,
+        F.hardtanh_,
+        F.elu,
+        F.celu,
+        F.selu,
+        F.gelu,
+        F.silu,
+        F.hardswish,
+        F.mish,
+    }
+)
+"""The functional forms (``F.relu``, ``torch.relu``, ...), read when called outside an
+activation module (a module's own call of its function is read once, at the module)."""
+
+
+def activation_modules(model: nn.Module) -> list[nn.Module]:
+    """Every activation module (:data:`ACTIVATION_MODULES`) of ``model``."""
+    return [m for m in model.modules() if isinstance(m, ACTIVATION_MODULES)]
 
 
 @lru_cache(maxsize=1)

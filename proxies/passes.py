@@ -25,15 +25,23 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from cbred.proxies.batchnorm import fast_second_order_batch_norm
-from cbred.proxies.layers import KernelCache, logdets_psd, macs_of_call, relu_modules, weight_layers
+from cbred.proxies.layers import (
+    ACTIVATION_FUNCTIONS,
+    KernelCache,
+    activation_modules,
+    logdets_psd,
+    macs_of_call,
+    weight_layers,
+)
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 MAIN_FEATURES = ("costs", "relu_codes", "layer_codes", "loss_grad", "act_grad", "hvp", "input_grad")
 FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")
@@ -120,12 +128,24 @@ def run_main(
     versions: list[int] = []
     kernel_of = KernelCache()
 
-    def relu_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
-        relu_kernels.append(kernel_of(inp[0]))
-        relu_units.append(inp[0][0].numel())
+    inside = [0]  # depth of activation-module calls: their own functional call is not re-read
 
+    def read_code(x: torch.Tensor) -> None:
+        relu_kernels.append(kernel_of(x))
+        relu_units.append(x[0].numel())
+
+    def enter(_m: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
+        inside[0] += 1
+        read_code(inp[0])
+
+    def leave(_m: nn.Module, _inp: tuple, _out: torch.Tensor) -> None:
+        inside[0] -= 1
+
+    functional = nullcontext()
     if "relu_codes" in features:
-        handles += [m.register_forward_hook(relu_hook) for m in relu_modules(model)]
+        for m in activation_modules(model):
+            handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
+        functional = _FunctionalActivations(read_code, inside)
     for i, (_, m) in enumerate(layers):
         if "layer_codes" in features:
 
@@ -152,7 +172,7 @@ def run_main(
             x = x.detach().clone().requires_grad_(True)
         want_grad = bool(features & {"loss_grad", "act_grad", "hvp", "input_grad"})
         closed_form_bn = fast_second_order_batch_norm() if "hvp" in features else nullcontext()
-        with torch.set_grad_enabled(want_grad), closed_form_bn:
+        with torch.set_grad_enabled(want_grad), closed_form_bn, functional:
             out = model(x)
     if any(a._version != v for (_, a), v in zip(acts, versions, strict=True)):
         run_main(results, features, seed, protect_acts=True)
@@ -167,6 +187,19 @@ def run_main(
         _loss_backward(results, out, y, features, acts)
     if "input_grad" in features:
         results.input_grad = torch.autograd.grad(out.sum(), x)[0].detach()
+
+
+class _FunctionalActivations(TorchFunctionMode):
+    """Reads the code of every functional activation called outside an activation module."""
+
+    def __init__(self, read: Callable[[torch.Tensor], None], inside: list[int]) -> None:
+        super().__init__()
+        self.read, self.inside = read, inside
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        if func in ACTIVATION_FUNCTIONS and not self.inside[0] and args:
+            self.read(args[0])
+        return func(*args, **(kwargs or {}))
 
 
 def _collect_relu(

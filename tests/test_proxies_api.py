@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from cbred import proxies
 from cbred.bench.datasets import get_batch
 from cbred.bench.nb201_proxies import nb201_model, score_nb201
@@ -124,12 +125,59 @@ def test_other_model_types_get_every_statistic(model, shape) -> None:
     assert math.isfinite(result["naswot"]) and math.isfinite(result["synflow"])
 
 
-def test_a_model_without_relu_says_so() -> None:
-    net = nn.Sequential(nn.Linear(5, 8), nn.GELU(), nn.Linear(8, 3))
+def test_a_model_without_activations_says_so() -> None:
+    net = nn.Sequential(nn.Linear(5, 8), nn.Linear(8, 3))
     x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
     result = proxies.score(net, (x, y), ["naswot", "linear_regions", "snip"])
-    assert math.isnan(result["naswot"]) and "no nn.ReLU" in result.errors["naswot"]
+    assert math.isnan(result["naswot"]) and "calls no activation" in result.errors["naswot"]
     assert math.isnan(result["linear_regions"]) and math.isfinite(result["snip"])
+
+
+class _Functional(nn.Module):
+    """The same layers as ``_modules(act)``, its activation called as a function."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.a, self.b, self.fn = nn.Linear(5, 64), nn.Linear(64, 3), fn
+
+    def forward(self, x):
+        return self.b(self.fn(self.a(x)))
+
+
+def _modules(act: nn.Module) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(5, 64), act, nn.Linear(64, 3))
+
+
+@pytest.mark.parametrize(
+    "module, function",
+    [
+        (nn.ReLU(), F.relu),
+        (nn.ReLU(), torch.relu),
+        (nn.ReLU6(), F.relu6),
+        (nn.LeakyReLU(0.1), lambda x: F.leaky_relu(x, 0.1)),
+        (nn.GELU(), F.gelu),
+        (nn.SiLU(), F.silu),
+        (nn.Hardswish(), F.hardswish),
+    ],
+)
+def test_every_activation_module_or_function_gives_the_same_codes(module, function) -> None:
+    """NASWOT reads the sign pattern of the activation's input, module or functional, once."""
+    torch.manual_seed(0)
+    as_module = _modules(module)
+    as_function = _Functional(function)
+    weights = {
+        k.replace("0.", "a.").replace("2.", "b."): v for k, v in as_module.state_dict().items()
+    }
+    as_function.load_state_dict(weights)
+    relu = _Functional(F.relu)
+    relu.load_state_dict(as_function.state_dict())
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    names = ["naswot", "naswot_layerwise", "linear_regions"]
+    a = proxies.score(as_module, (x, y), names)
+    b = proxies.score(as_function, (x, y), names)
+    c = proxies.score(relu, (x, y), names)  # the same pre-activation: the same codes
+    for name in names:
+        assert math.isfinite(a[name]) and a[name] == b[name] == c[name], name
 
 
 def test_register_a_user_statistic() -> None:
