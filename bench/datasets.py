@@ -22,6 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cbred.bench.dataset_names import (  # noqa: F401  (re-exported: the names live there)
+    DATASETS,
+    NUM_CLASSES,
+    RESOLUTION,
+    canonical_dataset,
+)
 
 DATA_ENV = "CBRED_DATA_ROOT"
 
@@ -31,28 +37,6 @@ MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]
     "cifar100": ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
     "imagenet16_120": ((122.68, 116.66, 104.01), (63.22, 61.26, 65.09)),
 }
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16_120")
-_DATASET_ALIASES = {
-    "cifar10": "cifar10",
-    "cifar-10": "cifar10",
-    "cifar100": "cifar100",
-    "cifar-100": "cifar100",
-    "imagenet16_120": "imagenet16_120",
-    "imagenet16-120": "imagenet16_120",
-    "imagenet16": "imagenet16_120",
-}
-
-
-def canonical_dataset(name: str) -> str:
-    """Normalise a dataset name (``'ImageNet16-120'`` → ``'imagenet16_120'``) or raise."""
-    key = str(name).lower()
-    if key not in _DATASET_ALIASES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    return _DATASET_ALIASES[key]
-
-
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16_120": 120}
-RESOLUTION = {"cifar10": 32, "cifar100": 32, "imagenet16_120": 16}
 
 
 @dataclass(frozen=True)

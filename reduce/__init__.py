@@ -8,36 +8,43 @@ k-medoids on weighted distinct points), :mod:`reduce.select` (K and η without l
 any space of the contract in :mod:`reduce.space`).
 """
 
-from cbred.reduce.cbred import CBRED, Reduction, cbred_reduce
-from cbred.reduce.cluster import (
-    KMeansClusterer,
-    KMedoidsClusterer,
-    Points,
-    SpectralClusterer,
-    make_clusterer,
-)
-from cbred.reduce.pipeline import reduce_space
-from cbred.reduce.scoring import ScoringFunction, parse_scoring
-from cbred.reduce.select import ParameterSelection, select_best_parameter
-from cbred.reduce.space import Space, SpaceError, load_space
-from cbred.reduce.subspace import Subspace
+from __future__ import annotations
 
-__all__ = [
-    "CBRED",
-    "KMeansClusterer",
-    "KMedoidsClusterer",
-    "ParameterSelection",
-    "Points",
-    "Reduction",
-    "ScoringFunction",
-    "Space",
-    "SpaceError",
-    "SpectralClusterer",
-    "Subspace",
-    "cbred_reduce",
-    "load_space",
-    "make_clusterer",
-    "parse_scoring",
-    "reduce_space",
-    "select_best_parameter",
-]
+import importlib
+from typing import Any
+
+# name -> module: loaded on first use, so that importing one light module of the package
+# (reduce.space, reduce.names) does not import scikit-learn.
+_PUBLIC = {
+    "CBRED": "cbred.reduce.cbred",
+    "KMeansClusterer": "cbred.reduce.cluster",
+    "KMedoidsClusterer": "cbred.reduce.cluster",
+    "ParameterSelection": "cbred.reduce.select",
+    "Points": "cbred.reduce.cluster",
+    "Reduction": "cbred.reduce.cbred",
+    "ScoringFunction": "cbred.reduce.scoring",
+    "Space": "cbred.reduce.space",
+    "SpaceError": "cbred.reduce.space",
+    "SpectralClusterer": "cbred.reduce.cluster",
+    "Subspace": "cbred.reduce.subspace",
+    "cbred_reduce": "cbred.reduce.cbred",
+    "load_space": "cbred.reduce.space",
+    "make_clusterer": "cbred.reduce.cluster",
+    "parse_scoring": "cbred.reduce.scoring",
+    "reduce_space": "cbred.reduce.pipeline",
+    "select_best_parameter": "cbred.reduce.select",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cbred.reduce' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

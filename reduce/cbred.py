@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cbred.reduce.cluster import Points
+from cbred.reduce.names import ALLOCATIONS
 from cbred.reduce.scoring import ClusterSamples, ScoringFunction, parse_scoring
 from cbred.reduce.select import ParameterSelection, select_best_parameter
 from cbred.reduce.subspace import Subspace
@@ -150,9 +151,6 @@ def member_order(
         return rng.permutation(members)
     free = np.isin(members, prefer)
     return np.concatenate([rng.permutation(members[free]), rng.permutation(members[~free])])
-
-
-ALLOCATIONS = ("uniform", "halving")
 
 
 def halving_rounds(n_clusters: int) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from cbred.reduce.additive import AdditiveCodes
+from cbred.reduce.names import CLUSTERER_NAMES
 from scipy.linalg import eigh
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
@@ -435,11 +436,9 @@ def _to_medoids(d: np.ndarray | AdditiveCodes, medoids: Sequence[int] | np.ndarr
     return d[:, medoids]
 
 
-CLUSTERERS: dict[str, type[BaseEstimator]] = {
-    "kmeans": KMeansClusterer,
-    "spectral": SpectralClusterer,
-    "kmedoids": KMedoidsClusterer,
-}
+CLUSTERERS: dict[str, type[BaseEstimator]] = dict(
+    zip(CLUSTERER_NAMES, (KMeansClusterer, SpectralClusterer, KMedoidsClusterer), strict=True)
+)
 
 
 def make_clusterer(name: str, **params: object) -> BaseEstimator:

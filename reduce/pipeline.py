@@ -34,15 +34,12 @@ import pandas as pd
 from cbred.reduce.additive import AdditiveCodes
 from cbred.reduce.cbred import Reduction, ScoreSource, cbred_reduce
 from cbred.reduce.cluster import Points, make_clusterer
+from cbred.reduce.names import DEFAULT_FEATURES, DISTANCES, LIVE_MEMBERS, PROBABILISTIC
 from cbred.reduce.space import space_name
 from sklearn.base import BaseEstimator
 
-PROBABILISTIC = ("hellinger", "js", "sqrt_js", "kl")
-DISTANCES = (*PROBABILISTIC, "edit")
-DEFAULT_FEATURES = "op_usage"
 ANALYTIC_STATISTICS = ("params", "flops")
 DEFAULT_ETA_QUANTILES = (0.05, 0.1, 0.25, 0.5)
-LIVE_MEMBERS = 8  # members per cluster scored when values are computed on demand
 MAX_DENSE_POINTS = 6000  # above: no N×N matrix (288 MiB at 6,000); Hellinger works on √p
 
 

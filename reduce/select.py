@@ -25,10 +25,9 @@ from cbred.reduce.cluster import (
     default_eta,
     spectral_embedding,
 )
+from cbred.reduce.names import CRITERIA
 from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator, clone
-
-CRITERIA = ("silhouette", "eigengap")
 
 
 def weighted_silhouette(

@@ -79,3 +79,29 @@ def test_cbred_imports_modules_from_the_current_folder(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "kernels" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["reduce", "--help"], ["search", "rea", "--help"], ["search", "tenas", "--help"],
+     ["space", "info", "--help"], ["score", "--help"], ["proxies", "score", "--help"],
+     ["distance", "--help"], ["trace", "--help"], ["bench", "--help"]],
+)  # fmt: skip
+def test_help_imports_neither_torch_nor_sklearn(argv):
+    """`--help` starts in a fraction of a second: no heavy import on the way."""
+    code = (
+        "import sys\nfrom cbred.bench.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules)\n"
+        "print('heavy:', heavy, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "heavy: []" in done.stderr, done.stderr[-500:]
+
+
+def test_perf_cli_smoke(capsys):
+    from cbred.bench.perf_cli import main as perf_main
+
+    assert perf_main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "cbred reduce --help" in out and "floor" in out

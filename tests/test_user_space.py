@@ -166,3 +166,15 @@ def test_registered_spaces_include_the_built_ins() -> None:
 
     assert {"nb201", "nats_sss"} <= set(registered_spaces())
     assert len(load_space("nats_sss", probe=False)) == 32768
+
+
+def test_search_lines_count_each_kind_of_evaluation(capsys) -> None:
+    args = ["search", "area", "--space", "nb201", "--score", "naswot", "--screen", "20"]
+    assert main([*args, "--queries", "5", "--evaluations", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "20 statistic evaluations + 5 accuracy queries" in out and "accuracy[cifar10]=" in out
+    # a space whose ground truth is absent still searches; the accuracy line says why not
+    args = ["search", "bestofn", "--space", "nats_sss", "--score", "params", "--evaluations", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "evaluations      2 of 2" in out and "accuracy         unavailable" in out

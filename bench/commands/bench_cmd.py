@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from cbred.bench import experiments as ex
-from cbred.reduce.search import PROXY_SECONDS, TRAIN_SECONDS
+from cbred.bench.commands.common import lazy_module
+from cbred.reduce.names import PROXY_SECONDS, TRAIN_SECONDS
+
+ex = lazy_module("cbred.bench.experiments")  # loaded on first use: `--help` stays fast
 
 
 def _ints(text: str) -> list[int]:

@@ -16,10 +16,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
+from types import ModuleType
 from typing import Any
 
-from cbred.bench.user_space import with_data
 from cbred.reduce.space import load_space
+
+
+def lazy_module(name: str) -> ModuleType:
+    """Module ``name``, executed on first attribute access (``importlib.util.LazyLoader``,
+    the standard library's lazy import): parsers build without importing torch."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
 
 
 def positive_int(text: str) -> int:
@@ -89,4 +107,6 @@ def open_space(args: argparse.Namespace, probe: bool = True) -> Any:
         )
     if callable(getattr(space, "batch", None)):
         return space
+    from cbred.bench.user_space import with_data
+
     return with_data(space, setting.get("dataset", "cifar10"))

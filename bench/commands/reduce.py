@@ -12,21 +12,15 @@ import time
 
 import numpy as np
 from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
-from cbred.reduce.cbred import ALLOCATIONS
-from cbred.reduce.cluster import CLUSTERERS, make_clusterer
-from cbred.reduce.pipeline import (
+from cbred.bench.dataset_names import DATASETS
+from cbred.reduce.names import (
+    ALLOCATIONS,
+    CLUSTERER_NAMES,
+    CRITERIA,
     DEFAULT_FEATURES,
     DISTANCES,
     LIVE_MEMBERS,
-    ProxyScorer,
-    default_k,
-    reduce_space,
-    score_source,
-    space_features,
-    space_points,
 )
-from cbred.reduce.report import DATASETS, evaluate_subspace, write_report
-from cbred.reduce.select import CRITERIA
 from cbred.reduce.space import space_name
 
 
@@ -84,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--distance", choices=DISTANCES, default="hellinger")
     parser.add_argument(
         "--cluster",
-        choices=CLUSTERERS,
+        choices=CLUSTERER_NAMES,
         default=None,
         help="clusterer (default kmeans; kmedoids for --distance edit)",
     )
@@ -135,6 +129,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cbred.reduce.cluster import make_clusterer
+    from cbred.reduce.pipeline import (
+        ProxyScorer,
+        default_k,
+        reduce_space,
+        score_source,
+        space_features,
+        space_points,
+    )
+    from cbred.reduce.report import evaluate_subspace, write_report
+
     if args.cluster is None:
         args.cluster = "kmedoids" if args.distance == "edit" else "kmeans"
     if not args.out.endswith((".json", ".csv")):

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
-from cbred.bench.datasets import DATASETS, canonical_dataset
-from cbred.bench.tenas import TenasConfig
+from cbred.bench.dataset_names import DATASETS, canonical_dataset
+from cbred.bench.tenas.config import TenasConfig
 
 _DEFAULTS = TenasConfig()
 
@@ -144,20 +144,32 @@ def run_search(args: argparse.Namespace) -> int:
         "best_arch": space.arch_str(best),
         "best_value": float(result.best_value),
     }
+    unavailable = ""
     if callable(getattr(space, "accuracy", None)):
-        report["accuracy"] = {args.dataset: float(space.accuracy(best, args.dataset))}
+        try:
+            report["accuracy"] = {args.dataset: float(space.accuracy(best, args.dataset))}
+        except (FileNotFoundError, KeyError, ValueError) as exc:  # no ground truth here
+            unavailable = str(exc)
     print(
         f"search           {args.method} on {report['space']}"
         + (f" inside {args.subspace} ({len(where)} architectures)" if args.subspace else "")
     )
     print(f"statistic        {args.score} ({origin})")
-    print(
-        f"evaluations      {report['evaluations']} of {args.evaluations}"
-        + (f" ({result.stop_reason})" if result.stop_reason else "")
-    )
-    print(f"best             #{best} {report['best_arch']}  {args.score}={result.best_value:.6g}")
+    if args.method == "area":  # two phases: statistic screening, then accuracy queries
+        screened = int((result.history["phase"] == "screen").sum())
+        spent = f"{screened} statistic evaluations + {report['evaluations'] - screened} accuracy "
+        spent += f"queries (of {min(args.screen, args.evaluations)} + {args.queries})"
+        value_name = f"accuracy[{args.dataset}]"
+    else:
+        spent = f"{report['evaluations']} of {args.evaluations}"
+        value_name = args.score
+    reason = f" ({result.stop_reason})" if result.stop_reason else ""
+    print(f"evaluations      {spent}{reason}")
+    print(f"best             #{best} {report['best_arch']}  {value_name}={result.best_value:.6g}")
     if "accuracy" in report:
         print(f"accuracy         {report['accuracy'][args.dataset]:.2f} ({args.dataset})")
+    elif unavailable:
+        print(f"accuracy         unavailable: {unavailable}")
     if args.out:
         report["history"] = result.history.to_dict(orient="list")
         Path(args.out).write_text(json.dumps(report, indent=1, default=float) + "\n")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 import numpy as np
-from cbred.bench.datasets import DATASETS
+from cbred.bench.dataset_names import DATASETS
 from cbred.reduce.space import index_of, load_space, space_name
 
 

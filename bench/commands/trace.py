@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from typing import TYPE_CHECKING
 
-import torch
-from cbred.bench.nb201 import NB201Space
-from cbred.bench.nb201_graph import nb201_graph
-from cbred.cgraph import VOCAB, trace
-from cbred.cgraph.export import SUFFIXES, save
-from cbred.cgraph.graph import CompGraph
-from cbred.cgraph.trace import FALLBACKS
 from cbred.reduce.space import index_of, load_space
-from torch import nn
+
+if TYPE_CHECKING:
+    from cbred.cgraph.graph import CompGraph
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,12 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--slow", action="store_true", help="NB201: trace the built network instead of templates"
     )
-    parser.add_argument("--fallback", choices=FALLBACKS, default="eager", help="if fx fails")
-    parser.add_argument("--out", help=f"write the graph ({', '.join(SUFFIXES)} by suffix)")
+    parser.add_argument(
+        "--fallback", default="eager", help="if fx fails: eager (record one call) or error"
+    )
+    parser.add_argument("--out", help="write the graph (.json, .graphml or .pt, by suffix)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cbred.cgraph import VOCAB
+    from cbred.cgraph.export import save
+
     graph = _space(args) if args.space else _user_model(args)
     print(graph.summary().format())
     counts = graph.op_histogram()
@@ -54,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _space(args: argparse.Namespace) -> CompGraph:
+    import torch
+    from cbred.bench.nb201 import NB201Space
+    from cbred.bench.nb201_graph import nb201_graph
+    from cbred.cgraph import trace
+    from torch import nn
+
     if args.arch is None:
         raise ValueError(f"--space {args.space!r} needs --arch (an index or an arch_str)")
     if args.input_shape:
@@ -77,6 +84,10 @@ def _space(args: argparse.Namespace) -> CompGraph:
 
 
 def _user_model(args: argparse.Namespace) -> CompGraph:
+    import torch
+    from cbred.cgraph import trace
+    from torch import nn
+
     if args.arch is not None:
         raise ValueError("--arch is for --space; a user model takes --input-shape")
     if not args.input_shape:

@@ -1,27 +1,34 @@
-"""TE-NAS: training-free pruning search over the NB201 supernet (NTK κ + linear regions)."""
+"""TE-NAS: training-free pruning search over the NB201 supernet (NTK κ + linear regions).
 
-from cbred.bench.tenas.prune import (
-    CandidateScore,
-    PruneRound,
-    TenasConfig,
-    TenasResult,
-    choose_removals,
-    rank_candidates,
-    tenas_search,
-)
-from cbred.bench.tenas.supernet import FULL, SuperNet, ThinSuperNet, remove_op, single_path
+Names load on first use, so that :mod:`bench.tenas.config` imports without torch.
+"""
 
-__all__ = [
-    "FULL",
-    "CandidateScore",
-    "PruneRound",
-    "SuperNet",
-    "TenasConfig",
-    "TenasResult",
-    "ThinSuperNet",
-    "choose_removals",
-    "rank_candidates",
-    "remove_op",
-    "single_path",
-    "tenas_search",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "FULL": "cbred.bench.tenas.supernet",
+    "CandidateScore": "cbred.bench.tenas.prune",
+    "PruneRound": "cbred.bench.tenas.prune",
+    "SuperNet": "cbred.bench.tenas.supernet",
+    "TenasConfig": "cbred.bench.tenas.config",
+    "TenasResult": "cbred.bench.tenas.prune",
+    "ThinSuperNet": "cbred.bench.tenas.supernet",
+    "choose_removals": "cbred.bench.tenas.prune",
+    "rank_candidates": "cbred.bench.tenas.prune",
+    "remove_op": "cbred.bench.tenas.supernet",
+    "single_path": "cbred.bench.tenas.supernet",
+    "tenas_search": "cbred.bench.tenas.prune",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cbred.bench.tenas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value

@@ -24,14 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-
-PROXY_SECONDS = 306.19 / 1000
-"""Simulated seconds per statistic evaluation: NASWOT's published GPU time for N=1000
-(306.19 s) divided by 1000."""
-
-TRAIN_SECONDS = 100.0
-"""Simulated seconds per benchmark-accuracy query (an assumption: the bundled data has no
-training times).  With it, the published 12,000 s REA budget buys 120 queries."""
+from cbred.reduce.names import PROXY_SECONDS, TRAIN_SECONDS
 
 
 @runtime_checkable
