@@ -113,14 +113,15 @@ def tcet(r: PassResults) -> float:
     "linear_regions",
     direction="higher",
     source=TENAS,
-    needs={"relu_codes"},
+    needs={"relu_patterns"},
     formula="number of distinct joint ReLU activation patterns over the inputs of the batch",
 )
 def linear_regions(r: PassResults) -> float:
-    """Number of linear regions of the network that the batch's inputs fall into."""
-    _require_relus(r)
-    seen_before = torch.tril(r.relu_equal, diagonal=-1).any(1)
-    return float((~seen_before).sum())
+    """Number of linear regions of the network that the batch's inputs fall into: distinct
+    rows of the bit-packed joint codes (no kernels, no determinants)."""
+    if r.relu_patterns is None:
+        _require_relus(r)  # raises the reason: the network calls no activation
+    return float(r.relu_patterns)
 
 
 @register_proxy(

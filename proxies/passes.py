@@ -4,7 +4,8 @@ A statistic declares the *features* it needs; :func:`run_passes` groups them int
 fewest passes:
 
 * ``main`` – one seeded forward of the batch in training mode, with hooks that collect
-  what was asked for (``costs``: multiply-accumulates; ``relu_codes``: the agreement
+  what was asked for (``costs``: multiply-accumulates; ``relu_patterns``: the number of
+  distinct joint activation patterns, from the codes alone; ``relu_codes``: the agreement
   kernels of the binary codes at every ``nn.ReLU`` input; ``layer_codes``: the same at the
   input of every weight layer), then at most one cross-entropy backward
   (``loss_grad``: ∂L/∂θ of the weight layers; ``act_grad``: Fisher terms of the weight
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from cbred.proxies.batchnorm import fast_second_order_batch_norm
@@ -43,7 +45,16 @@ from cbred.proxies.layers import (
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-MAIN_FEATURES = ("costs", "relu_codes", "layer_codes", "loss_grad", "act_grad", "hvp", "input_grad")
+MAIN_FEATURES = (
+    "costs",
+    "relu_codes",
+    "relu_patterns",
+    "layer_codes",
+    "loss_grad",
+    "act_grad",
+    "hvp",
+    "input_grad",
+)
 FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")
 # The version of the values the passes produce; part of every stored statistic's version
 # (proxies.engine.statistic_version).  Bump it when a change alters any value, so that
@@ -71,7 +82,7 @@ class PassResults:
     fisher: list[torch.Tensor] | None = None
     relu_kernel: torch.Tensor | None = None
     relu_logdets: list[float] | None = None
-    relu_equal: torch.Tensor | None = None
+    relu_patterns: int | None = None  # distinct joint activation patterns over the batch
     layer_logdets: list[float | None] | None = None
     input_grad: torch.Tensor | None = None
     synflow: list[torch.Tensor] | None = None
@@ -122,7 +133,6 @@ def run_main(
     handles: list[torch.utils.hooks.RemovableHandle] = []
     macs = [0]
     relu_kernels: list[torch.Tensor] = []
-    relu_units: list[int] = []
     layer_kernels: list[tuple[int, torch.Tensor]] = []
     acts: list[tuple[int, torch.Tensor]] = []
     versions: list[int] = []
@@ -130,9 +140,13 @@ def run_main(
 
     inside = [0]  # depth of activation-module calls: their own functional call is not re-read
 
+    codes: list[torch.Tensor] = []
+
     def read_code(x: torch.Tensor) -> None:
-        relu_kernels.append(kernel_of(x))
-        relu_units.append(x[0].numel())
+        if "relu_codes" in features:
+            relu_kernels.append(kernel_of(x))
+        if "relu_patterns" in features:  # the codes alone: no kernel, no determinant
+            codes.append((x.detach() > 0).reshape(x.shape[0], -1))
 
     def enter(_m: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
         inside[0] += 1
@@ -142,7 +156,7 @@ def run_main(
         inside[0] -= 1
 
     functional = nullcontext()
-    if "relu_codes" in features:
+    if features & {"relu_codes", "relu_patterns"}:
         for m in activation_modules(model):
             handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
         functional = _FunctionalActivations(read_code, inside)
@@ -180,7 +194,9 @@ def run_main(
     if "costs" in features:
         results.macs = macs[0] // x.shape[0]
     if "relu_codes" in features:
-        _collect_relu(results, relu_kernels, relu_units, x.shape[0])
+        _collect_relu(results, relu_kernels)
+    if "relu_patterns" in features:
+        results.relu_patterns = _count_patterns(codes)
     if "layer_codes" in features:
         _collect_layer_codes(results, layer_kernels, len(layers))
     if features & {"loss_grad", "act_grad", "hvp"}:
@@ -202,20 +218,22 @@ class _FunctionalActivations(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _collect_relu(
-    results: PassResults, kernels: list[torch.Tensor], units: list[int], n: int
-) -> None:
-    """Summed kernel, per-call log-determinants and the "same joint pattern" relation."""
+def _count_patterns(codes: list[torch.Tensor]) -> int | None:
+    """Distinct rows of the inputs' joint codes (bit-packed), or None without activations."""
+    if not codes:
+        return None
+    joint = torch.cat(codes, dim=1).cpu().numpy()
+    return int(len(np.unique(np.packbits(joint, axis=1), axis=0)))
+
+
+def _collect_relu(results: PassResults, kernels: list[torch.Tensor]) -> None:
+    """Summed kernel and per-call log-determinants of the activation codes."""
     if not kernels:
-        results.relu_kernel, results.relu_logdets, results.relu_equal = None, [], None
+        results.relu_kernel, results.relu_logdets = None, []
         return
     stack = torch.stack(kernels)
     results.relu_kernel = stack.sum(0)
     results.relu_logdets = logdets_psd(stack)
-    equal = torch.ones(n, n, dtype=torch.bool, device=kernels[0].device)
-    for k, d in zip(kernels, units, strict=True):
-        equal &= k == d
-    results.relu_equal = equal
 
 
 def _collect_layer_codes(

@@ -65,6 +65,22 @@ class ScoreRow:
     def failed(self) -> bool:
         return self.value is None or not math.isfinite(self.value)
 
+    def check(self) -> None:
+        """Raise ValueError naming the field when the key is not a valid score key."""
+        for name in ("space", "statistic", "version"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(
+                    f"score row {name} must be a non-empty string, got {getattr(self, name)!r}"
+                )
+        if not isinstance(self.dataset, str):
+            raise ValueError(f"score row dataset must be a string, got {self.dataset!r}")
+        for name in ("arch", "batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"score row {name} must be an integer >= 0, got {value!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"score row batch_size must be >= 1, got {self.batch_size}")
+
 
 class ScoreStore:
     """A SQLite score store at ``path`` (created on first use)."""
@@ -73,8 +89,26 @@ class ScoreStore:
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"directory of score store {str(self.path)!r} does not exist")
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if self.path.is_dir():
+            raise ValueError(f"score store {str(self.path)!r} is a directory; expected a file")
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            tables = {
+                r[0]
+                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(
+                f"score store {str(self.path)!r} is not a SQLite database ({exc})"
+            ) from None
+        if tables - {"scores"}:
+            self._conn.close()
+            raise ValueError(
+                f"{str(self.path)!r} is a SQLite file of something else (tables "
+                f"{sorted(tables)}); a score store holds only a 'scores' table, so nothing "
+                "is written into it"
+            )
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute(_SCHEMA)
@@ -93,6 +127,7 @@ class ScoreStore:
         now = time.time()
         records = []
         for row in rows:
+            row.check()
             record = asdict(row)
             value = record["value"]
             if value is not None and not math.isfinite(value):
@@ -164,10 +199,23 @@ class ScoreStore:
         )
 
     def wide(self, statistics: Sequence[str] | None = None, **where: object) -> pd.DataFrame:
-        """One row per architecture, one column per statistic (NaN where failed)."""
+        """One row per architecture, one column per statistic (NaN where failed).
+
+        Rows of different settings (space, data set, batch size, seed, version) are never
+        folded into one value: with more than one setting left after ``where``, this raises
+        and names them, so the caller says which one it means.
+        """
         frame = self.frame(**where)
         if statistics is not None:
             frame = frame[frame["statistic"].isin(list(statistics))]
+        setting = ["space", "dataset", "batch_size", "seed", "statistic", "version"]
+        mixed = frame.groupby(["statistic"])[setting].nunique().max(axis=1) > 1
+        if mixed.any():
+            names = mixed[mixed].index.tolist()
+            raise ValueError(
+                f"the store holds several settings for {names}; filter with wide(space=, "
+                "dataset=, batch_size=, seed=, version=) to one"
+            )
         table = frame.pivot_table(
             index="arch", columns="statistic", values="value", aggfunc="first", dropna=False
         )

@@ -56,9 +56,45 @@ def test_store_round_trip_and_exports(tmp_path):
 def test_put_is_all_or_nothing(tmp_path):
     with ScoreStore(tmp_path / "s.db") as store:
         bad = ScoreRow("nb201", None, "params", "cifar10", 8, 0, "v1", "x", 1.0, 0.1, "cpu")  # type: ignore[arg-type]
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(ValueError, match="arch must be an integer >= 0, got None"):
             store.put([_row(5), bad])
         assert len(store) == 0
+        for wrong, message in (
+            (_row(-1), "arch must be an integer >= 0"),
+            (ScoreRow("nb201", 1, "params", "cifar10", -8, 0, "v1", "x", 1.0, 0.1, "cpu"),
+             "batch_size must be an integer >= 0"),
+            (ScoreRow("", 1, "params", "cifar10", 8, 0, "v1", "x", 1.0, 0.1, "cpu"),
+             "space must be a non-empty string"),
+        ):  # fmt: skip
+            with pytest.raises(ValueError, match=message):
+                store.put([wrong])
+        assert len(store) == 0
+
+
+def test_store_refuses_foreign_or_broken_files(tmp_path):
+    other = tmp_path / "app.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(ValueError, match="SQLite file of something else"):
+        ScoreStore(other)
+    with sqlite3.connect(other) as conn:  # untouched: no scores table was added
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"users"}
+    with pytest.raises(ValueError, match="is a directory"):
+        ScoreStore(tmp_path)
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="not a SQLite database"):
+        ScoreStore(corrupt)
+
+
+def test_wide_refuses_to_fold_settings(tmp_path):
+    with ScoreStore(tmp_path / "s.db") as store:
+        store.put([_row(1, "naswot", 1.0)])
+        store.put([ScoreRow("nb201", 1, "naswot", "cifar10", 8, 1, "v1", "x", 9.0, 0.1, "cpu")])
+        with pytest.raises(ValueError, match="several settings for \\['naswot'\\]"):
+            store.wide()
+        assert store.wide(seed=1).loc[1, "naswot"] == 9.0
 
 
 def test_merge_combines_stores_and_replaces_equal_keys(tmp_path):

@@ -248,3 +248,14 @@ def test_agreement_kernel_is_the_same_whichever_gram_product_runs(monkeypatch) -
         results[faster] = layers.agreement_kernel(code)
     assert torch.equal(results[True], results[False])
     assert torch.equal(results[False], expected)
+
+
+def test_zico_of_a_network_without_gradients_is_the_empty_sum() -> None:
+    """As the authors' code: layers with no varying gradient add nothing; all of them: 0."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()  # every weight gradient is 0 except the last bias, constant over batches
+    x, y = torch.randn(8, 3, 8, 8), torch.zeros(8, dtype=torch.int64)
+    result = proxies.score(net, (x, y), ["zico"])
+    assert result["zico"] == 0.0 and "zico" not in result.errors

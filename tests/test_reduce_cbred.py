@@ -379,3 +379,13 @@ def test_halving_spends_the_budget_on_the_clusters_still_in_contention(planted) 
     assert min(spent.values()) >= 1  # every cluster was scored
     for members, values in zip(est.sampled_, est.sample_values_):
         np.testing.assert_array_equal(values, scores[members])  # values follow their members
+
+
+def test_protocol_smoke_prints_every_method_at_equal_size(capsys) -> None:
+    from cbred.bench.protocol import METHODS
+    from cbred.bench.protocol import main as protocol_main
+
+    assert protocol_main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert all(method in out for method in METHODS)
+    assert "top-k of B random at 1%" in out and "one proxy seed" in out
