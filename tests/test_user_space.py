@@ -178,3 +178,12 @@ def test_search_lines_count_each_kind_of_evaluation(capsys) -> None:
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "evaluations      2 of 2" in out and "accuracy         unavailable" in out
+
+
+def test_user_space_scores_in_spawned_workers(user_file: Path) -> None:
+    """Worker processes import the user's file by name (its folder is on sys.path)."""
+    args = ["score", "--space", f"{user_file.name}:SPACE", "--score", "params", "--sample", "3",
+            "--workers", "2", "--store", "s.db", "--no-progress"]  # fmt: skip
+    done = _cbred(args, user_file.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 scored (0 with errors)" in done.stdout
