@@ -72,3 +72,56 @@ def test_perf_trace_smoke(capsys):
     assert perf_trace.main(["--smoke"]) == 0
     text = capsys.readouterr().out
     assert "nb201 space" in text and "all graphs equal" in text and "zoo overall" in text
+
+
+TOKEN_MODELS = """
+import torch
+from torch import nn
+
+
+class TinyLM(nn.Module):
+    def __init__(self, vocab=50, width=8):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(vocab, width), nn.Linear(width, vocab)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        if self.training:  # a train-only branch: its kernels show which mode was traced
+            x = torch.tanh(x)
+        return self.head(self.drop(x))
+
+
+def needs_args(width):
+    return TinyLM(width=width)
+
+
+def example_inputs():
+    return torch.zeros(1, 5, dtype=torch.long)
+"""
+
+
+def test_trace_takes_token_inputs_factory_kwargs_and_eval_mode(tmp_path, capsys, monkeypatch):
+    (tmp_path / "token_models.py").write_text(TOKEN_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = ["trace", "--model", "token_models:TinyLM"]
+    assert main([*base, "--input-shape", "1,5", "--input-dtype", "long", "--vocab", "50"]) == 0
+    evaluated = capsys.readouterr().out
+    assert "tanh" not in evaluated.split("ops", 1)[1]  # traced in eval mode by default
+    assert main([*base]) == 0  # the module's example_inputs()
+    assert main([*base, "--train", "--input-shape", "1,5", "--input-dtype", "long",
+                 "--vocab", "50"]) == 0  # fmt: skip
+    trained = capsys.readouterr().out
+    assert "tanh" in trained.split("ops")[-1]
+    assert main(["trace", "--model", "token_models:needs_args", "--factory-kwargs",
+                 '{"width": 4}']) == 0  # fmt: skip
+    capsys.readouterr()
+    for argv, message in (
+        (["--model", "token_models:needs_args"], "pass its arguments with --factory-kwargs"),
+        (["--model", "token_models:TinyLM", "--factory-kwargs", "[1]"], "JSON object"),
+        (["--model", "token_models:TinyLM", "--input-shape", "1,5", "--input-dtype", "long"],
+         "needs --vocab"),
+    ):  # fmt: skip
+        assert main(["trace", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

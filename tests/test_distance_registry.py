@@ -158,7 +158,7 @@ def test_cli_space_and_models(tmp_path, capsys, monkeypatch) -> None:
     d = np.load(out)
     assert d.shape == (2, 2) and d[0, 1] > 0 and d[0, 1] == d[1, 0]
     bad = cli_main(["distance", "--models", "no_such_module:f", "--metric", "js"])
-    assert bad == 2 and "cannot load model factory" in capsys.readouterr().err
+    assert bad == 2 and "cannot import 'no_such_module'" in capsys.readouterr().err
     bad = cli_main(["distance", "--models", specs[0], "--input-shape", "1,x"])
     assert bad == 2 and "--input-shape" in capsys.readouterr().err
     bad = cli_main(["distance", "--space", "nb201", "--metric", "edit", "--smoothing", "1"])

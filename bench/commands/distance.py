@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 
 import numpy as np
 from cbred.bench.commands.common import open_space, space_parent
+from cbred.bench.commands.models import model_parent, trace_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             parent._option_string_actions.pop("--space")
     parser = sub.add_parser(
         "distance",
-        parents=[parent],
+        parents=[parent, model_parent()],
         help="distance matrix over a space or a list of models (probabilistic or edit)",
         description="Computes the pairwise distance matrix of a whole search space (--space) "
         "or of user models traced on a random input (--models), and writes it as .npy "
@@ -46,7 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--chunk", type=int, help="rows per block (default: ~64 MiB blocks)")
     parser.add_argument("--smoothing", type=float, help="pseudo-count added to op counts")
-    parser.add_argument("--input-shape", default="1,3,32,32", help="example input for --models")
     parser.add_argument("--seed", type=int, default=0, help="seed of the example input")
     parser.add_argument(
         "--edit-method", default="auto", choices=("auto", "exact", "approx"), help="for --models"
@@ -55,46 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--features", default="op_usage", help="features the probabilistic metrics compare"
     )
     parser.set_defaults(func=run)
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1,3,32,32"`` → (1, 3, 32, 32); ValueError naming the text otherwise."""
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated integers, got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise ValueError(f"--input-shape must list positive sizes, got {text!r}")
-    return shape
-
-
-def load_factory(spec: str) -> object:
-    """The callable named by ``"package.module:attribute"``."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"model {spec!r} must be written MODULE:FACTORY, e.g. mypkg.nets:make")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load model factory {spec!r}: {exc}") from None
-    if not callable(factory):
-        raise ValueError(f"{spec!r} is not callable")
-    return factory
-
-
-def trace_models(specs: list[str], shape: tuple[int, ...], seed: int) -> list:
-    """CompGraphs of the models built by each factory, traced on one seeded normal input."""
-    import torch
-    from cbred.cgraph import trace
-
-    example = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    graphs = []
-    for spec in specs:
-        model = load_factory(spec)()
-        if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"{spec!r} returned {type(model).__name__}, not a torch nn.Module")
-        graphs.append(trace(model.eval(), example))
-    return graphs
 
 
 def summarise(matrix: np.ndarray, chunk: int = 1024) -> dict[str, float]:
@@ -151,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             data = _trace_space(space)
             options["method"] = args.edit_method
     else:
-        data = trace_models(args.models, parse_shape(args.input_shape), args.seed)
+        data = [trace_model(spec, args, seed=args.seed) for spec in args.models]
         labels = args.models
         if args.metric == "edit":
             options["method"] = args.edit_method

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import TYPE_CHECKING
 
+from cbred.bench.commands.models import model_parent
 from cbred.reduce.space import index_of, load_space
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "trace",
+        parents=[model_parent()],
         help="trace a model into its computational graph, print a summary, optionally save it",
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -26,7 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     source.add_argument("--model", help="user model as package.module:factory (no arguments)")
     parser.add_argument("--arch", help="index or arch_str in the space (with --space)")
-    parser.add_argument("--input-shape", help="input shape for --model, e.g. 1,3,32,32")
     parser.add_argument("--channels", type=int, default=16, help="NB201 stem width")
     parser.add_argument("--cells", type=int, default=5, help="NB201 cells per stage")
     parser.add_argument("--num-classes", type=int, default=10, help="NB201 classifier outputs")
@@ -84,32 +84,8 @@ def _space(args: argparse.Namespace) -> CompGraph:
 
 
 def _user_model(args: argparse.Namespace) -> CompGraph:
-    import torch
-    from cbred.cgraph import trace
-    from torch import nn
+    from cbred.bench.commands.models import trace_model
 
     if args.arch is not None:
         raise ValueError("--arch is for --space; a user model takes --input-shape")
-    if not args.input_shape:
-        raise ValueError("--model needs --input-shape, e.g. --input-shape 1,3,32,32")
-    module_name, _, factory_name = args.model.partition(":")
-    if not module_name or not factory_name:
-        raise ValueError(f"--model must look like package.module:factory, got {args.model!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r}: {exc}") from None
-    factory = getattr(module, factory_name, None)
-    if not callable(factory):
-        raise ValueError(f"{module_name!r} has no callable {factory_name!r}")
-    model = factory()
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"{args.model} returned {type(model).__name__}, not a torch.nn.Module")
-    try:
-        shape = tuple(int(s) for s in args.input_shape.split(","))
-    except ValueError:
-        raise ValueError(
-            f"--input-shape must be comma-separated integers, got {args.input_shape!r}"
-        ) from None
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    return trace(model, x, fallback=args.fallback)
+    return trace_model(args.model, args, seed=0, fallback=args.fallback)
