@@ -9,8 +9,7 @@ experiments, CLI). The names below are the public API; they load on first use, s
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cbred._lazy import lazy_exports
 
 _PUBLIC = {
     "trace": "cbred.cgraph",
@@ -30,14 +29,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'cbred' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -10,8 +10,7 @@ any space of the contract in :mod:`reduce.space`).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cbred._lazy import lazy_exports
 
 # name -> module: loaded on first use, so that importing one light module of the package
 # (reduce.space, reduce.names) does not import scikit-learn.
@@ -37,14 +36,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'cbred.reduce' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -5,8 +5,7 @@ Names load on first use, so that :mod:`bench.tenas.config` imports without torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cbred._lazy import lazy_exports
 
 _PUBLIC = {
     "FULL": "cbred.bench.tenas.supernet",
@@ -25,10 +24,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'cbred.bench.tenas' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
