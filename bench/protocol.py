@@ -31,7 +31,7 @@ import pandas as pd
 from cbred.bench.dataset_names import DATASETS
 from cbred.bench.nb201 import default_space
 from cbred.reduce.cbred import CBRED
-from cbred.reduce.cluster import make_clusterer
+from cbred.reduce.cluster import Points, make_clusterer
 from cbred.reduce.pipeline import default_k, space_points, space_score_table
 from cbred.reduce.search import Budget, TableObjective, regularized_evolution
 from cbred.reduce.select import select_best_parameter
@@ -78,12 +78,17 @@ def _top_k(indices: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
     return np.sort(indices[order[:k]])
 
 
-def one_seed(seed: int, budgets: tuple[float, ...], k_values: list[int], accs: dict) -> list:
-    """Every method at every budget for one seed (clustering, sampling and search seed)."""
+def one_seed(
+    seed: int,
+    budgets: tuple[float, ...],
+    k_values: list[int],
+    accs: dict,
+    points: Points,
+    values: np.ndarray,
+) -> list:
+    """Every method at every budget for one seed (clustering, sampling and search seed);
+    ``points`` are the clustered features, ``values`` the statistic of every architecture."""
     space = default_space()
-    table = space_score_table(space, CONFIG["statistic"])
-    values = table.reindex(range(len(space))).to_numpy(float)  # naswot: larger is better
-    points = space_points(space, CONFIG["distance"], CONFIG["features"])
     clusterer = make_clusterer(CONFIG["cluster"], seed=seed)
     selection = select_best_parameter(clusterer, points, k_values)
     clusterer.set_params(n_clusters=selection.n_clusters)
@@ -157,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     budgets = (0.01,) if args.smoke else BUDGETS
     k_values = list(range(2, 21)) if args.smoke else list(default_k(15625))
     start = time.perf_counter()
+    space = default_space()
+    points = space_points(space, CONFIG["distance"], CONFIG["features"])
+    table = space_score_table(space, CONFIG["statistic"])
+    values = table.reindex(range(len(space))).to_numpy(float)  # naswot: larger is better
     rows = []
     for seed in range(seeds):
-        rows += one_seed(seed, budgets, k_values, accs)
+        rows += one_seed(seed, budgets, k_values, accs, points, values)
     frame = pd.DataFrame(rows)
     if args.out:
         frame.to_csv(args.out, index=False)

@@ -53,21 +53,28 @@ def default_k(n_items: int) -> tuple[int, ...]:
     return tuple(range(2, max(2, math.isqrt(n_items)) + 1))
 
 
-def trace_features(space: Any, features: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Trace ``space.build(i)`` on zeros of ``space.input_shape`` for every i and summarise
-    each graph with the registered feature ``features`` (eval mode: what the network computes)."""
+def trace_space(space: Any) -> list:
+    """The CompGraph of every ``space.build(i)``, traced on zeros of ``space.input_shape`` in
+    eval mode (what the network computes at inference)."""
     import torch
     from cbred.cgraph import trace
-    from cbred.cgraph.features import feature_matrix, get_feature
 
-    get_feature(features)  # a clear error for an unknown name before any tracing
     example = torch.zeros(tuple(space.input_shape))
     graphs = []
     for i in range(len(space)):
         model = space.build(i).eval()
         with torch.no_grad():
             graphs.append(trace(model, example))
-    return feature_matrix(graphs, features)
+    return graphs
+
+
+def trace_features(space: Any, features: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Every architecture's graph (:func:`trace_space`) summarised by the registered feature
+    ``features``."""
+    from cbred.cgraph.features import feature_matrix, get_feature
+
+    get_feature(features)  # a clear error for an unknown name before any tracing
+    return feature_matrix(trace_space(space), features)
 
 
 def space_features(space: Any, features: str = DEFAULT_FEATURES) -> tuple[np.ndarray, tuple]:

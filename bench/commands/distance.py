@@ -78,15 +78,6 @@ def summarise(matrix: np.ndarray, chunk: int = 1024) -> dict[str, float]:
     }
 
 
-def _trace_space(space: object) -> list:
-    """The graph of every architecture of ``space`` (eval mode, zeros of its input shape)."""
-    import torch
-    from cbred.cgraph import trace
-
-    x = torch.zeros(tuple(space.input_shape))  # type: ignore[attr-defined]
-    return [trace(space.build(i).eval(), x) for i in range(len(space))]  # type: ignore
-
-
 def run(args: argparse.Namespace) -> int:
     from cbred.cgraph.distance import get_metric, pairwise
 
@@ -98,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         options["smoothing"] = args.smoothing
     start = time.perf_counter()
     if args.space:
-        from cbred.reduce.pipeline import space_features
+        from cbred.reduce.pipeline import space_features, trace_space
 
         labels = None
         space = open_space(args, probe=False)
@@ -107,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         elif callable(getattr(space, "edit_matrix", None)):
             data = space
         else:
-            data = _trace_space(space)
+            data = trace_space(space)
             options["method"] = args.edit_method
     else:
         data = [trace_model(spec, args, seed=args.seed) for spec in args.models]
