@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 # command -> (module defining ``register(subparsers)``, summary for ``cbred --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,9 +41,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr, like cbred's own:
+    ``cbred <cmd>: error: <message> (see cbred <cmd> --help)``, exit status 2.
+
+    Sub-parsers inherit the class (``add_subparsers`` builds them with ``type(self)``).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``load`` names the one command to load fully, or ``'all'``."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="cbred",
         description="Training-free NAS by clustering computational graphs (C-BRED).",
     )
@@ -64,9 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, IndexError) as exc:
-        print(f"cbred {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, KeyError, IndexError) as exc:
+        print(f"cbred {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user error prints: the message's first non-empty line (a KeyError's
+    message without the quotes ``str(KeyError)`` adds)."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    else:
+        text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from cbred._files import atomic_output, output_folder, write_text
 from cbred.bench.datasets import DATASETS
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import default_space
@@ -121,8 +122,10 @@ def load_scores(
     batch_size: int | None = None,
     seed: int | None = None,
 ) -> ScoreSource:
-    """Values of ``statistics`` from the first source (store or table) that has each, else
-    from the shipped NB201 score table when its setting matches.
+    """Values of ``statistics`` from the first source (store or table) that has each; with no
+    sources, from the shipped NB201 score table when its setting matches.  A statistic
+    missing from every given source is an error, never a silent fall-back to the shipped
+    table.
 
     ``params``/``flops`` are always computed analytically for the whole space (they equal
     the scored networks' counts), so they never limit coverage.
@@ -149,6 +152,12 @@ def load_scores(
             if values is not None:
                 series[name], origin[name] = values.sort_index(), path.name
                 break
+        if name not in series and paths:
+            raise KeyError(
+                f"statistic {name!r} is in none of the score sources {list(map(str, paths))} "
+                "for this setting; name a source that has it, or leave out --scores to read "
+                "the shipped table"
+            )
         if name not in series:
             shipped = _shipped(name, dataset, batch_size, seed)
             if shipped is None:
@@ -177,12 +186,7 @@ def _shipped(name: str, dataset: str, batch_size: int | None, seed: int | None):
 
 def load_subspace(path: str | os.PathLike[str]) -> Subspace:
     """A subspace written by ``cbred reduce`` (.json or .csv)."""
-    path = Path(path)
-    if path.suffix == ".json":
-        return Subspace.from_json(path)
-    if path.suffix == ".csv":
-        return Subspace.from_csv(path)
-    raise ValueError(f"subspace file {str(path)!r} must end in .json or .csv")
+    return Subspace.from_file(path)
 
 
 # ---------------------------------------------------------------------------- runs
@@ -256,12 +260,18 @@ def run_training_free(
 
     ``incumbents(result)`` gives the architecture the search would return after each
     charged evaluation; its accuracy traces the accuracy-vs-budget curve.  Each charged
-    evaluation computes ``statistics`` statistics (``statistic_evaluations`` column).
+    evaluation computes ``statistics`` statistics (``statistic_evaluations`` column).  A
+    search that stopped short of ``steps`` (a space too small for the budget) says so in
+    its label.
     """
     accuracies = _accuracies()
     rows, curves = [], {d: np.full((seeds, steps), np.nan) for d in accuracies}
-    for seed in range(seeds):
-        result = search(space, seed)
+    results = [search(space, seed) for seed in range(seeds)]
+    made = [r.evaluations for r in results]
+    if made and min(made) < steps:  # the label never claims evaluations a run did not make
+        span = f"{min(made)}" if min(made) == max(made) else f"{min(made)}-{max(made)}"
+        label += f" (stopped after {span} of {steps} evaluations: {len(space)} candidates)"
+    for seed, result in enumerate(results):
         chosen = incumbents(result)[:steps]
         for dataset, acc in accuracies.items():
             rows.append(
@@ -640,9 +650,11 @@ def plot_curves(runs: Sequence[Runs], path: Path, dataset: str = "cifar10") -> P
     ax.set_xscale("log")
     ax.set_xlabel("charged evaluations")
     ax.set_ylabel(f"{SHORT[dataset]} test accuracy of incumbent (%)")
+    ax.set_title(f"{SHORT[dataset]}: mean incumbent accuracy against budget (dashed: subspace)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -664,7 +676,8 @@ def plot_scatter(source: ScoreSource, statistic: str, path: Path, dataset: str =
         ax.set_xscale("log")
     ax.set_title(f"{statistic} vs accuracy ({len(values)} architectures)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -674,14 +687,19 @@ def write_report(
     runs: Sequence[Runs],
     source: ScoreSource,
     notes: Sequence[str] = (),
+    accept: Sequence[str] = (),
 ) -> Path:
-    """Write ``report.md``, ``results.csv``, ``correlation.csv`` and the plots to ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    pd.concat([r.rows for r in runs]).to_csv(out / "results.csv", index=False)
+    """Write ``report.md``, ``results.csv``, ``correlation.csv`` and the plots to ``out``.
+
+    ``accept`` are the acceptance lines the caller printed (:func:`acceptance`), so the
+    report and the console never give two verdicts; without them, the default budget's.
+    """
+    out = output_folder(out)
+    write_text(out / "results.csv", pd.concat([r.rows for r in runs]).to_csv(index=False))
     corr, corr_md = correlation_markdown(source)
-    corr.to_csv(out / "correlation.csv")
-    _, accept = acceptance(runs, scored=min(len(v) for v in source.series.values()))
+    write_text(out / "correlation.csv", corr.to_csv())
+    if not accept:
+        _, accept = acceptance(runs, scored=min(len(v) for v in source.series.values()))
     parts = ["# Search experiments on NAS-Bench-201", ""]
     parts += [f"- {line}" for line in notes]
     parts += ["", "## Sources", ""]
@@ -701,5 +719,5 @@ def write_report(
         name = plot_scatter(source, statistic, out / f"scatter_{statistic}.png").name
         parts += [f"![{statistic} vs accuracy]({name})", ""]
     path = out / "report.md"
-    path.write_text("\n".join(parts) + "\n")
+    write_text(path, "\n".join(parts) + "\n")
     return path

@@ -94,7 +94,17 @@ class NatsBenchGroundTruth(BundledGroundTruth):
                 )
             import nats_bench
 
-            self.api = nats_bench.create(str(path), "tss", fast_mode=path.is_dir(), verbose=False)
+            try:
+                self.api = nats_bench.create(
+                    str(path), "tss", fast_mode=path.is_dir(), verbose=False
+                )
+            except Exception as exc:  # not a benchmark file: bz2, pickle, assertion errors
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                raise ValueError(
+                    f"NATS-Bench file {str(path)!r} cannot be read ({type(exc).__name__}: "
+                    f"{lines[0] if lines else 'no message'}); expected the topology benchmark "
+                    "file or its directory (e.g. NATS-tss-v1_0-3ffb9-simple)"
+                ) from None
         else:
             self.api = source
 

@@ -5,7 +5,8 @@
 For a seeded sample of NB201 architectures that have a path from cell input to output
 (C=16, N=5, a CIFAR-10 batch of 64 from the bundled sample), times every statistic scored
 alone and the fused suite grad_norm + snip + grasp + fisher + synflow + jacob_cov + naswot
-(and the same suite without grasp), and prints the median seconds per architecture.
+(and the same suite without grasp, and the suite of the 2021–2024 statistics: MeCo,
+Zen-score, SWAP and AZ-NAS), and prints the median seconds per architecture.
 Target: fused suite ≤ 1/3 of the sum of its members' separate costs.  Runs on the CPU
 with ``--threads`` torch threads.
 """
@@ -27,7 +28,18 @@ from cbred.proxies import available_proxies, score
 SUITE = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot")
 # The same suite without GraSP, whose double backward alone costs most of the suite.
 SUITE_NO_GRASP = tuple(s for s in SUITE if s != "grasp")
-SUITES = (SUITE, SUITE_NO_GRASP)
+# MeCo, Zen-score, SWAP and AZ-NAS's components: four passes (meco, zen, main, aznas) for eight.
+SUITE_RECENT = (
+    "meco",
+    "meco_opt",
+    "zen",
+    "swap",
+    "swap_reg",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
+)
+SUITES = (SUITE, SUITE_NO_GRASP, SUITE_RECENT)
 TARGET_RATIO = 1 / 3
 
 
@@ -103,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         args.archs, args.batch_size, args.channels, args.cells = 1, 8, 4, 1
     stats = [s.strip() for s in args.score.split(",") if s.strip()]
-    stats += [s for s in SUITE if s not in stats]
+    stats += [s for suite in SUITES for s in suite if s not in stats]
+    stats = list(dict.fromkeys(stats))
     torch.set_num_threads(args.threads)
     batch = get_batch("cifar10", batch_size=args.batch_size, seed=args.seed)
     indices = sample_with_path(NB201Space(), args.archs, args.seed)

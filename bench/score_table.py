@@ -17,9 +17,9 @@ import argparse
 import os
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import pandas as pd
+from cbred._files import atomic_output
 from cbred.bench.nb201 import SPACE_SIZE, default_space
 
 TABLE_NAME = "nb201_scores.parquet"
@@ -60,10 +60,8 @@ def pack_store(
         "versions": rows.groupby("statistic")["version"].first().to_dict(),
         "coverage": len(table) / SPACE_SIZE,
     }
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    table.to_parquet(tmp)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        table.to_parquet(tmp)
     return table
 
 

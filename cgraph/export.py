@@ -19,6 +19,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import torch
+from cbred._files import atomic_output
 from cbred.cgraph.graph import MEMORY_KINDS, CompGraph
 from cbred.cgraph.vocab import VOCAB, op_index
 from torch_geometric.data import HeteroData
@@ -192,14 +193,15 @@ def save(graph: CompGraph, path: str | Path) -> Path:
     """Write ``graph`` as JSON (lossless), GraphML or a PyG ``HeteroData`` (``.pt``)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".json":
-        path.write_text(json.dumps(to_json(graph)))
-    elif suffix == ".graphml":
-        write_graphml(graph, path)
-    elif suffix == ".pt":
-        torch.save(to_pyg(graph), path)
-    else:
+    if suffix not in SUFFIXES:
         raise ValueError(f"cannot tell the format of {str(path)!r}; use one of {SUFFIXES}")
+    with atomic_output(path) as tmp:  # a finished file or none
+        if suffix == ".json":
+            tmp.write_text(json.dumps(to_json(graph)))
+        elif suffix == ".graphml":
+            write_graphml(graph, tmp)
+        else:
+            torch.save(to_pyg(graph), tmp)
     return path
 
 

@@ -8,9 +8,10 @@ kernel's type, attributes and FLOPs.
 
 FLOPs are multiply-accumulates, the convention of NAS-Bench-201 and of the
 papers: convolutions (``out_numel · C_in/groups · k``), transposed convolutions,
-linear layers (``out_numel · in_features``), matrix products (``out_numel · K``)
-and attention (projections plus the two score/value products); a bias adds one
-per output element.  Every other kernel (normalisation, activation, pooling,
+linear layers (``out_numel · in_features``), matrix products (``out_numel · K``),
+``einsum`` (the products torch evaluates it with, see :func:`_einsum`) and attention
+(projections plus the two score/value products); a bias adds one per output
+element.  Every other kernel (normalisation, activation, pooling,
 element-wise and shape operations) counts 0.
 """
 
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 from numbers import Number
 from typing import Any
 
+import torch
 from cbred.cgraph.vocab import refine
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ FUNCTION_ARGS: dict[str, tuple[str, ...]] = {
     "reduce": ("input", "dim"),
     "split": ("input", "split_size_or_sections", "dim"),
     "embedding": ("input", "weight"),
+    "dropout": ("input", "p", "training", "inplace"),
+    "einsum": ("equation",),
+    "rms_norm": ("input", "normalized_shape", "weight", "eps"),
 }
 """Positional parameter names of each family's functional form (others: ``arg0``, ...)."""
 
@@ -79,6 +85,7 @@ RAW_ARGS: dict[str, tuple[str, ...]] = {
     "addmm": ("input", "mat1", "mat2"),
     "baddbmm": ("input", "batch1", "batch2"),
     "chunk": ("input", "chunks", "dim"),
+    "stochastic_depth": ("input", "p", "mode", "training"),
 }
 """Functions whose positional names differ from their family's."""
 
@@ -94,6 +101,7 @@ MODULE_OPTIONS: dict[str, tuple[str, ...]] = {
     "adaptive_max_pool": ("output_size",),
     "softmax": ("dim",),
     "attention": ("embed_dim", "num_heads", "batch_first"),
+    "dropout": ("p", "training"),
 }
 """Module attributes that play the role of the functional form's options."""
 
@@ -170,6 +178,10 @@ def describe(
         flops = out * left.shape[-1]
     elif family == "attention":
         attrs, flops = _attention(bound)
+    elif family == "einsum":
+        attrs, flops = _einsum(bound)
+    elif family == "dropout":
+        attrs = _dropout(name, bound)
     elif family in ("avg_pool", "max_pool"):
         rank = _rank(name)
         kernel = _tuple(bound["kernel_size"], rank)
@@ -212,6 +224,48 @@ def _attention(bound: dict[str, Any]) -> tuple[dict[str, Any], int]:
         output += length * embed
     flops = batch * (projections + 2 * length * source * embed + output)
     return {"embed_dim": embed, "num_heads": int(bound["num_heads"])}, flops
+
+
+def _einsum(bound: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Attributes and MACs of ``torch.einsum``.
+
+    The MACs are those of the products torch evaluates the equation with, counted by
+    :class:`~torch.utils.flop_counter.FlopCounterMode` on meta tensors of the operands'
+    shapes (no data, no arithmetic): the count follows torch's own contraction order, so
+    ``einsum("bij,bjk->bik", a, b)`` counts what ``torch.bmm(a, b)`` counts, and a pure
+    element-wise product or a reduction counts 0, as ``mul`` and ``sum`` do.
+    """
+    args = [_on_meta(value) for value in bound.values()]
+    with FlopCounterMode(display=False) as counter:
+        torch.einsum(*args)
+    equation = bound.get("equation")
+    attrs = {"equation": equation.replace(" ", "")} if isinstance(equation, str) else {}
+    return attrs, counter.get_total_flops() // 2
+
+
+def _on_meta(value: Any) -> Any:
+    """``value`` with every Operand (or tensor) replaced by an empty meta tensor of its shape."""
+    if isinstance(value, Operand):
+        return torch.empty(value.shape, dtype=getattr(torch, value.dtype), device="meta")
+    if isinstance(value, torch.Tensor):
+        return value.to("meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_meta(v) for v in value)
+    return value
+
+
+_EVAL_BY_DEFAULT = ("alpha_dropout", "feature_alpha_dropout")
+"""Functional dropouts whose ``training`` argument defaults to False."""
+
+
+def _dropout(name: str, bound: dict[str, Any]) -> dict[str, Any]:
+    """Drop probability and whether the call drops at all (``training``), as traced.
+
+    Modules give their ``p`` and mode; functions their arguments (``F.dropout``'s
+    ``training`` defaults to True, ``torch.dropout`` calls it ``train``).
+    """
+    training = bound.get("training", bound.get("train", name not in _EVAL_BY_DEFAULT))
+    return {"p": _clean(bound.get("p", 0.5)), "training": _clean(training)}
 
 
 def _rank(name: str) -> int:

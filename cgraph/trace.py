@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from cbred.cgraph import passes
 from cbred.cgraph.graph import (
     ACTIVATION,
     BUFFER,
@@ -61,16 +62,23 @@ class TraceFallbackWarning(UserWarning):
 
 
 def trace(
-    model: nn.Module, example_inputs: torch.Tensor | tuple | list, fallback: str = "eager"
+    model: nn.Module,
+    example_inputs: torch.Tensor | tuple | list,
+    fallback: str = "eager",
+    drop_noops: bool = False,
 ) -> CompGraph:
     """The computational graph of ``model`` called on ``example_inputs``.
 
     ``example_inputs`` is one tensor or a tuple of the positional tensor inputs;
     their shapes set the arrays' shapes and the FLOPs.  ``fallback`` says what to
     do when ``torch.fx`` cannot trace the model: ``"eager"`` (record one real
-    call, warning) or ``"error"`` (raise :class:`TraceError`).
+    call, warning) or ``"error"`` (raise :class:`TraceError`).  ``drop_noops``
+    removes the kernels that compute nothing in the model's current mode
+    (identities, dropout in eval mode: :func:`cgraph.passes.drop_noops`); off by
+    default, since an identity can be a searchable operation (NB201's ``skip_connect``).
     """
-    return _record(model, _as_inputs(example_inputs), fallback).build()
+    graph = _record(model, _as_inputs(example_inputs), fallback).build()
+    return passes.drop_noops(graph) if drop_noops else graph
 
 
 def trace_fragment(model: nn.Module, example_inputs: torch.Tensor | tuple, root: str) -> Fragment:

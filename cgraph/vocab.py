@@ -39,6 +39,10 @@ number of kernels equals the number of executed operations:
   trace in the op-usage distribution, as pooling and convolutions do.
 - ``reshape`` (views and flattening), ``permute`` (axis reorders), ``index``
   (indexing a tensor) and ``split`` (one kernel writing several arrays).
+- ``dropout``: every kind (``nn.Dropout*``, ``F.dropout*``, alpha dropout and
+  torchvision's ``stochastic_depth``), with attributes ``p`` and ``training`` (the
+  mode of the traced call), so that :func:`cgraph.passes.drop_noops` can remove
+  the ones that compute nothing.
 - Calls that return no tensor (``x.size()``, ``x.shape``, ``x.dim()``) and
   selecting an element of a tuple returned by a kernel are bookkeeping, not
   kernels.
@@ -104,8 +108,14 @@ VOCAB: tuple[str, ...] = (
     "pad",
     "interpolate",
     "other",
+    "einsum",
+    "hardsigmoid",
+    "roll",
+    "rms_norm",
 )
-"""Kernel types, in the fixed order of op-usage histograms."""
+"""Kernel types, in the fixed order of op-usage histograms.  New types are appended at the
+end, so that the existing indices, and the stored histograms that use them, keep their
+meaning."""
 
 VOCAB_INDEX: dict[str, int] = {op: i for i, op in enumerate(VOCAB)}
 
@@ -211,10 +221,19 @@ FAMILY_ALIASES: dict[str, tuple[str, ...]] = {
         "Dropout1d",
         "Dropout2d",
         "Dropout3d",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "AlphaDropout",
+        "FeatureAlphaDropout",
+        "stochastic_depth",
     ),
     "embedding": ("embedding", "Embedding"),
     "pad": ("pad", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad2d"),
     "interpolate": ("interpolate", "Upsample"),
+    "einsum": ("einsum",),
+    "hardsigmoid": ("hardsigmoid", "Hardsigmoid"),
+    "roll": ("roll",),
+    "rms_norm": ("rms_norm", "RMSNorm"),
 }
 """Family → the normalised names (module class names, functions, methods) it merges."""
 

@@ -6,9 +6,9 @@ architecture of any space (its ``build`` and ``batch``); :mod:`proxies.ensemble`
 populations.
 """
 
-from cbred.proxies import activation, cost, saliency  # noqa: F401  (registers the statistics)
+from cbred.proxies import activation, cost, recent, saliency  # noqa: F401  (registers them)
 from cbred.proxies.api import ScoreResult, score, score_space
-from cbred.proxies.ensemble import mean_rank, ranks, vote
+from cbred.proxies.ensemble import az_nas, log_rank, mean_rank, ranks, vote
 from cbred.proxies.registry import (
     ProxySpec,
     ProxyUndefined,
@@ -23,7 +23,9 @@ __all__ = [
     "ProxyUndefined",
     "ScoreResult",
     "available_proxies",
+    "az_nas",
     "get_proxy",
+    "log_rank",
     "mean_rank",
     "ranks",
     "register_proxy",

@@ -12,7 +12,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,12 +29,20 @@ NUMERIC_ERRORS = (ProxyUndefined, ArithmeticError, RuntimeError, ValueError)
 class ScoreResult:
     """Statistic name → value (``result[name]``, iteration, ``len``, ``items()``); the
     ``values`` dict holds them, ``seconds`` the times (per pass, per statistic and
-    ``total``) and ``errors`` the reason for every NaN or infinite value."""
+    ``total``) and ``errors`` the reason for every NaN or infinite value.
+
+    ``code_sites`` says where the statistics that read binary codes read them: for each
+    such statistic asked for, site → number of calls read.  The activation-code ones
+    (naswot, naswot_layerwise, linear_regions, swap) name activation types (``"ReLU6"``,
+    ``"SiLU"``; functional forms as ``"F.relu"``); tcet names the weight layers whose
+    inputs it codes (``"Conv2d input"``).  Empty for a network with no such site (its
+    statistics are NaN with the reason) and when their pass failed."""
 
     values: dict[str, float]
     seconds: dict[str, float]
     errors: dict[str, str]
     passes: tuple[str, ...]
+    code_sites: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> float:
         return self.values[name]
@@ -54,11 +62,25 @@ class ScoreResult:
 
 
 def resolve_device(device: str | torch.device | None, default: torch.device) -> torch.device:
-    """The device to score on; asking for an unavailable CUDA device is an error."""
-    dev = default if device is None else torch.device(device)
+    """The device to score on; a device string torch cannot parse, or an unavailable CUDA
+    device, is a ValueError."""
+    try:
+        dev = default if device is None else torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device: {_first_line(exc)}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(dev)!r} requested but only {torch.cuda.device_count()} CUDA "
+            f"device(s) exist (cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
     return dev
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _check_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,6 +116,22 @@ def _pass_of(feature: str) -> str:
     return "main" if feature in MAIN_FEATURES else feature
 
 
+_ACTIVATION_CODES = frozenset({"relu_codes", "relu_patterns", "neuron_patterns"})
+"""Pass features read from the codes at the activations' inputs."""
+
+
+def _code_sites(needs: frozenset[str], results: PassResults) -> dict[str, int] | None:
+    """Where a statistic with ``needs`` read binary codes (site → calls); None if it reads none."""
+    if not needs & (_ACTIVATION_CODES | {"layer_codes"}):
+        return None
+    sites: dict[str, int] = {}
+    if needs & _ACTIVATION_CODES:
+        sites.update(results.activation_sites or {})
+    if "layer_codes" in needs:
+        sites.update(results.layer_sites or {})
+    return sites
+
+
 def score(
     model: nn.Module,
     batch: tuple[torch.Tensor, torch.Tensor],
@@ -125,7 +163,11 @@ def score(
             failed[name] = f"pass {name!r} failed: {type(exc).__name__}: {exc}"
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
+    code_sites: dict[str, dict[str, int]] = {}
     for spec in specs:
+        sites = _code_sites(spec.needs, results)
+        if sites is not None:
+            code_sites[spec.name] = sites
         t0 = time.perf_counter()
         reasons = [failed[p] for p in sorted({_pass_of(f) for f in spec.needs}) if p in failed]
         value = math.nan
@@ -141,7 +183,7 @@ def score(
         values[spec.name] = value
         seconds[spec.name] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
-    return ScoreResult(values, seconds, errors, tuple(passes))
+    return ScoreResult(values, seconds, errors, tuple(passes), code_sites)
 
 
 def score_space(
@@ -167,4 +209,13 @@ def score_space(
         raise ValueError(
             f"build({index}) returned {type(net).__name__}; expected a torch.nn.Module"
         )
-    return score(net, space.batch(batch_size, seed), proxies, seed, device)
+    try:
+        batch = space.batch(batch_size, seed)
+    except (ValueError, FileNotFoundError):
+        raise  # the space's own message (a size out of range, a data set not on disk)
+    except Exception as exc:  # a user's space may fail in any way, e.g. on a huge size
+        raise ValueError(
+            f"batch({batch_size}, {seed}) of the space raised {type(exc).__name__}: "
+            f"{_first_line(exc)}"
+        ) from exc
+    return score(net, batch, proxies, seed, device)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from cbred.proxies.store import ScoreRow, ScoreStore
+from cbred.proxies.store import ScoreRow, ScoreStore, StoreLockedError, new_run_id
 from tqdm.auto import tqdm
 
 ChunkFn = Callable[["ScoreJob", Sequence[int]], list[ScoreRow]]
@@ -194,27 +196,93 @@ def _score_one(job: ScoreJob, index: int) -> tuple[dict[str, float], dict[str, s
 
 @dataclass
 class RunSummary:
-    """What a run did: architectures scored now, found in the store, failed; wall time."""
+    """What a run did: architectures scored now, found in the store, scored meanwhile by
+    another run on the same store, failed; chunks given up; wall time."""
 
     requested: int
     cached: int
     scored: int = 0
     failed: int = 0
+    by_others: int = 0
     seconds: float = 0.0
     failed_chunks: list[list[int]] = field(default_factory=list)
 
     def __str__(self) -> str:
         rate = self.scored / self.seconds if self.seconds > 0 else float("nan")
-        return (
+        text = (
             f"{self.requested} requested: {self.cached} cached, {self.scored} scored "
             f"({self.failed} with errors), {self.seconds:.1f} s, {rate:.2f} arch/s"
         )
+        if self.by_others:
+            text += f"; {self.by_others} scored meanwhile by another run on the store"
+        if self.failed_chunks:
+            lost = sum(len(c) for c in self.failed_chunks)
+            text += (
+                f"; {len(self.failed_chunks)} chunks FAILED after retries ({lost} architectures "
+                "not scored; re-run to retry them)"
+            )
+        return text
 
 
-def missing_archs(store: ScoreStore, job: ScoreJob, archs: Sequence[int]) -> list[int]:
-    """Architectures of ``archs`` lacking any of the job's statistics in the store."""
-    done = store.done(job.space_name, job.dataset, job.batch_size, job.seed, job.versions)
+def missing_archs(
+    store: ScoreStore, job: ScoreJob, archs: Sequence[int], retry_failed: bool = False
+) -> list[int]:
+    """Architectures of ``archs`` lacking any of the job's statistics in the store.
+
+    A stored failure (NULL value) counts as present unless ``retry_failed``.
+    """
+    done = store.done(
+        job.space_name, job.dataset, job.batch_size, job.seed, job.versions, not retry_failed
+    )
     return [int(a) for a in archs if any((int(a), s) not in done for s in job.statistics)]
+
+
+def _check_indices(job: ScoreJob, archs: Sequence[int]) -> None:
+    """Raise ValueError naming the first index outside the space."""
+    size = len(job.space) if hasattr(job.space, "__len__") else None
+    for a in archs:
+        if isinstance(a, bool) or a < 0 or (size is not None and a >= size):
+            raise ValueError(
+                f"architecture index {a} is outside the space {job.space_name!r} "
+                f"(expected 0..{size - 1 if size else '?'})"
+            )
+
+
+def _claimed_chunks(
+    store: ScoreStore,
+    job: ScoreJob,
+    todo: Sequence[int],
+    chunk_size: int,
+    run: str,
+    lease: float,
+    retry_failed: bool,
+    held: set[int],
+    stop: list[Exception],
+) -> Iterator[list[int]]:
+    """Chunks of ``todo`` claimed for ``run`` one at a time, as an executor asks for them.
+
+    Architectures another live run holds go to ``held``; a lock error ends the chunks and
+    is appended to ``stop``.
+    """
+    queue = deque(todo)
+    setting = (job.space_name, job.dataset, job.batch_size, job.seed)
+    while queue and not stop:
+        window = [queue.popleft() for _ in range(min(len(queue), CLAIM_WINDOW * chunk_size))]
+        try:
+            claimed, others, rest = store.claim(
+                setting, job.versions, window, chunk_size, run, lease, not retry_failed
+            )
+        except StoreLockedError as exc:
+            stop.append(exc)
+            return
+        queue.extendleft(reversed(rest))
+        held.update(others)
+        if claimed:
+            yield claimed
+
+
+CLAIM_WINDOW = 4
+"""Chunks' worth of architectures examined per claim transaction."""
 
 
 def run_scoring(
@@ -225,31 +293,90 @@ def run_scoring(
     chunk_size: int = 8,
     progress: bool = True,
     chunk_fn: ChunkFn = score_chunk,
+    retry_failed: bool = False,
+    lease: float = 600.0,
+    poll: float = 2.0,
 ) -> RunSummary:
     """Score every architecture in ``archs`` that the store lacks; returns a summary.
 
     The setting is checked first (:meth:`ScoreJob.check_setting`): a wrong device or missing
     data raises before anything is written, instead of filling the store with NaN rows.
+    Architectures are claimed chunk by chunk as the executor asks for them, so several runs
+    on one store split the work; what another live run holds is waited for (polling every
+    ``poll`` seconds) and taken over if that run dies or its ``lease`` runs out.
+    ``retry_failed`` recomputes stored failures.  When the store stays locked by another
+    process, the rows computed so far are kept in a side store beside it and
+    :class:`StoreLockedError` says where.
     """
     from cbred.proxies.executors import InProcessExecutor
 
     if chunk_size < 1:
         raise ValueError(f"chunk size must be >= 1, got {chunk_size}")
+    archs = [int(a) for a in archs]
+    _check_indices(job, archs)
     executor = executor or InProcessExecutor()
     start = time.perf_counter()
-    todo = missing_archs(store, job, archs)
+    todo = missing_archs(store, job, archs, retry_failed)
     if todo:
         job.check_setting()
     summary = RunSummary(requested=len(archs), cached=len(archs) - len(todo))
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    with tqdm(total=len(todo), disable=not progress, unit="arch", desc="scoring") as bar:
-        for chunk, rows in executor.map_chunks(chunk_fn, job, chunks):  # type: ignore[attr-defined]
-            if rows is None:  # the chunk failed even after retries
-                summary.failed_chunks.append(list(chunk))
-                continue
-            store.put(rows)
-            summary.scored += len(chunk)
-            summary.failed += len({r.arch for r in rows if r.failed})
-            bar.update(len(chunk))
+    run = new_run_id()
+    unsaved: list[ScoreRow] = []
+    stop: list[Exception] = []
+    try:
+        with tqdm(total=len(todo), disable=not progress, unit="arch", desc="scoring") as bar:
+            while todo and not stop:
+                held: set[int] = set()
+                chunks = _claimed_chunks(
+                    store, job, todo, chunk_size, run, lease, retry_failed, held, stop
+                )
+                for chunk, rows in executor.map_chunks(chunk_fn, job, chunks):  # type: ignore[attr-defined]
+                    if rows is None:  # the chunk failed even after retries
+                        summary.failed_chunks.append(list(chunk))
+                        continue
+                    summary.scored += len(chunk)
+                    summary.failed += len({r.arch for r in rows if r.failed})
+                    bar.update(len(chunk))
+                    unsaved.extend(rows)
+                    if not stop:
+                        try:
+                            store.put(unsaved)
+                            unsaved = []
+                        except StoreLockedError as exc:
+                            stop.append(exc)
+                todo = missing_archs(store, job, sorted(held), retry_failed) if held else []
+                summary.by_others += len(held) - len(todo)
+                bar.update(len(held) - len(todo))
+                if todo and not stop:
+                    time.sleep(poll)
+    finally:
+        _save_unsaved(store, unsaved, stop)
+        try:
+            store.release(run)
+        except StoreLockedError:
+            pass  # the claims end with this process or their lease
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _save_unsaved(store: ScoreStore, rows: list[ScoreRow], stop: list[Exception]) -> None:
+    """Write rows not yet in the store: to the store if it is free now, else to a side
+    store next to it; then raise the lock error that stopped the run, if any."""
+    if rows:
+        try:
+            store.put(rows)
+            rows = []
+        except StoreLockedError as exc:
+            stop.append(exc)
+    if not stop:
+        return
+    message = str(stop[0])
+    if rows:
+        side = store.path.with_name(f"{store.path.name}.unsaved-{os.getpid()}.db")
+        with ScoreStore(side) as kept:
+            kept.put(rows)
+        message += (
+            f"; the {len({r.arch for r in rows})} architectures scored meanwhile are kept in "
+            f"{str(side)!r}: merge them with `cbred score --store {store.path} --merge {side}`"
+        )
+    raise StoreLockedError(message)

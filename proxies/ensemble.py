@@ -1,4 +1,5 @@
-"""Rank ensembles over a population: mean rank of chosen statistics and the majority vote.
+"""Rank ensembles over a population: mean rank of chosen statistics, the majority vote and
+AZ-NAS's sum of log relative ranks.
 
 Both take a table ``{statistic name: values over the population}`` and use each
 statistic's registered direction; NaN counts as the worst value.
@@ -13,6 +14,8 @@ from cbred.proxies.registry import get_proxy
 from scipy.stats import rankdata
 
 VOTE_MEMBERS = ("synflow", "jacob_cov", "snip")
+# AZ-NAS's four components; its complexity is the FLOPs of one forward (cbred's ``flops``).
+AZ_MEMBERS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
 
 
 def _oriented(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.ndarray:
@@ -67,3 +70,22 @@ def vote(
         block = oriented[:, start : start + chunk, None] > oriented[:, None, :]
         wins[start : start + chunk] = (block.sum(0) * 2 > len(names)).sum(1)
     return wins / (n - 1)
+
+
+def log_rank(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.ndarray:
+    """Σ over ``names`` of log(rank / n), ranks 1..n with n the best (higher is better).
+
+    The sum of logs is a product of relative ranks: one member ranking a network near the
+    bottom pulls it down far more than in :func:`mean_rank`, so the best networks are the
+    ones no member rates poorly.
+    """
+    oriented = _oriented(table, names)
+    n = oriented.shape[1]
+    return np.sum([np.log(rankdata(row) / n) for row in oriented], axis=0)
+
+
+def az_nas(table: Mapping[str, Sequence[float]], names: Sequence[str] = AZ_MEMBERS) -> np.ndarray:
+    """AZ-NAS's aggregate (Lee & Ham, CVPR 2024): :func:`log_rank` of expressivity,
+    progressivity, trainability and complexity (FLOPs) over the population, as in the
+    authors' NB201 notebook (average ranks for ties; NaN, their −∞, ranks last)."""
+    return log_rank(table, names)

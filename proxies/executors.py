@@ -5,15 +5,22 @@ All three share one method, ``map_chunks(fn, job, chunks)``, which yields
 ``None`` for a chunk that still failed after ``retries`` further attempts.  A
 chunk fails when its function raises or its worker process dies; per-architecture
 problems are recorded by the function itself and do not fail the chunk.
+``chunks`` may be a lazy iterable: the executors take a chunk only when a worker
+is free for it (a few in flight per worker), so the caller can claim work as it
+goes (:func:`proxies.engine.run_scoring`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 ChunkResult = tuple[list[int], Any]
@@ -26,7 +33,7 @@ class InProcessExecutor:
         self.retries = retries
 
     def map_chunks(
-        self, fn: Callable, job: object, chunks: Sequence[list[int]]
+        self, fn: Callable, job: object, chunks: Iterable[list[int]]
     ) -> Iterator[ChunkResult]:
         for chunk in chunks:
             rows = None
@@ -39,10 +46,29 @@ class InProcessExecutor:
             yield chunk, rows
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Set the worker's torch threads; with ``parent``, exit as soon as that process is gone.
+
+    A pool worker busy with a chunk would otherwise outlive a parent killed with SIGKILL
+    by minutes (and hold its memory); a daemon thread polls the parent's pid.
+    """
     import torch
 
     torch.set_num_threads(threads)
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
+SCRIPT_HINT = (
+    "worker processes died before finishing any chunk; a script that starts workers must "
+    "call run_scoring under `if __name__ == '__main__':` (spawned workers import the script)"
+)
 
 
 class ProcessPoolExecutor:
@@ -65,35 +91,72 @@ class ProcessPoolExecutor:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.threads,),
+            initargs=(self.threads, os.getpid()),
         )
 
     def map_chunks(
-        self, fn: Callable, job: object, chunks: Sequence[list[int]]
+        self, fn: Callable, job: object, chunks: Iterable[list[int]]
     ) -> Iterator[ChunkResult]:
-        attempts = dict.fromkeys(range(len(chunks)), 0)
-        pending = list(range(len(chunks)))
-        while pending:
-            pool = self._pool()
-            futures = {pool.submit(fn, job, chunks[i]): i for i in pending}
-            pending = []
-            try:
-                # A dead worker breaks the pool: all its unfinished futures then hold
-                # BrokenProcessPool, and a fresh pool takes them in the next round.
-                for future in cf.as_completed(futures):
-                    i = futures[future]
-                    exc = future.exception()
-                    if exc is None:
-                        yield chunks[i], future.result()
-                        continue
-                    print(f"chunk {i} failed: {exc!r}", file=sys.stderr)
-                    attempts[i] += 1
-                    if attempts[i] > self.retries:
-                        yield chunks[i], None
-                    else:
-                        pending.append(i)
-            finally:
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            raise RuntimeError(SCRIPT_HINT)  # a spawned worker importing an unguarded script
+        source = iter(chunks)
+        known: list[list[int]] = []  # every chunk taken from source, by number
+        attempts: list[int] = []
+        retry: list[int] = []  # numbers of chunks to submit again
+        finished = 0
+        pool = None
+        try:
+            while True:
+                running: dict[cf.Future, int] = {}
+                broken = False
+                while True:
+                    while not broken and len(running) < 2 * self.workers:
+                        i = retry.pop(0) if retry else _take(source, known, attempts)
+                        if i is None:
+                            break
+                        pool = pool or self._pool()
+                        try:
+                            running[pool.submit(fn, job, known[i])] = i
+                        except BrokenProcessPool:  # broke since the last wait
+                            retry.insert(0, i)
+                            broken = True
+                    if not running:
+                        break
+                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        i = running.pop(future)
+                        exc = future.exception()
+                        if exc is None:
+                            finished += 1
+                            yield known[i], future.result()
+                            continue
+                        print(f"chunk {i} failed: {exc!r}", file=sys.stderr)
+                        if isinstance(exc, BrokenProcessPool):
+                            broken = True  # the pool is dead: every chunk in it fails
+                            if not finished:
+                                print(SCRIPT_HINT, file=sys.stderr)
+                        attempts[i] += 1
+                        if attempts[i] > self.retries:
+                            yield known[i], None
+                        else:
+                            retry.append(i)
+                if not broken:
+                    return
                 pool.shutdown(wait=True, cancel_futures=True)
+                pool = None  # a fresh pool takes the chunks to retry
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _take(source: Iterator[list[int]], known: list[list[int]], attempts: list[int]) -> int | None:
+    """Take the next chunk from ``source`` into ``known``; its number, or None at the end."""
+    chunk = next(source, None)
+    if chunk is None:
+        return None
+    known.append(list(chunk))
+    attempts.append(0)
+    return len(known) - 1
 
 
 class RayExecutor:
@@ -114,8 +177,10 @@ class RayExecutor:
     ) -> None:
         try:
             import ray
-        except ImportError as exc:
-            raise ImportError("the Ray executor needs ray: pip install 'cbred[ray]'") from exc
+        except ImportError:
+            raise ValueError(
+                "the Ray executor needs ray, which is not installed: pip install 'cbred[ray]'"
+            ) from None
         self.ray = ray
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
@@ -124,23 +189,29 @@ class RayExecutor:
         self.options = {"num_cpus": num_cpus_per_task, "num_gpus": num_gpus_per_task}
 
     def map_chunks(
-        self, fn: Callable, job: object, chunks: Sequence[list[int]]
+        self, fn: Callable, job: object, chunks: Iterable[list[int]]
     ) -> Iterator[ChunkResult]:
         ray = self.ray
         threads = max(1, int(self.options["num_cpus"]))
         task = ray.remote(_ray_chunk).options(
             max_retries=self.retries, retry_exceptions=True, **self.options
         )
-        refs = {task.remote(fn, job, chunk, threads): i for i, chunk in enumerate(chunks)}
-        waiting = list(refs)
-        while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
-            i = refs[ready[0]]
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"]))
+        source = iter(chunks)
+        refs: dict[Any, list[int]] = {}
+        for chunk in itertools.islice(source, 2 * slots):
+            refs[task.remote(fn, job, chunk, threads)] = list(chunk)
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            chunk = refs.pop(ready[0])
             try:
-                yield chunks[i], ray.get(ready[0])
+                yield chunk, ray.get(ready[0])
             except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError) as exc:
-                print(f"chunk {i} failed on Ray: {exc!r}", file=sys.stderr)
-                yield chunks[i], None
+                print(f"chunk {chunk[:3]}... failed on Ray: {exc!r}", file=sys.stderr)
+                yield chunk, None
+            following = next(source, None)
+            if following is not None:
+                refs[task.remote(fn, job, following, threads)] = list(following)
 
     def shutdown(self) -> None:
         self.ray.shutdown()

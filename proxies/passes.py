@@ -6,16 +6,23 @@ fewest passes:
 * ``main`` – one seeded forward of the batch in training mode, with hooks that collect
   what was asked for (``costs``: multiply-accumulates; ``relu_patterns``: the number of
   distinct joint activation patterns, from the codes alone; ``relu_codes``: the agreement
-  kernels of the binary codes at every ``nn.ReLU`` input; ``layer_codes``: the same at the
-  input of every weight layer), then at most one cross-entropy backward
-  (``loss_grad``: ∂L/∂θ of the weight layers; ``act_grad``: Fisher terms of the weight
-  layers' outputs; ``hvp``: the Hessian-gradient product Hg of GraSP, by double backward
-  through the same graph, with batch norm's second derivative in closed form:
-  :mod:`proxies.batchnorm`) and one backward of Σ outputs to the input (``input_grad``).
+  kernels of the binary codes at every activation's input, module or functional; both
+  also record which activations they read, :attr:`PassResults.activation_sites`;
+  ``layer_codes``: the same kernels at the input of every weight layer), then at most
+  one cross-entropy backward (``loss_grad``: ∂L/∂θ of the weight layers; ``act_grad``:
+  Fisher terms of the weight layers' outputs; ``hvp``: the Hessian-gradient product Hg
+  of GraSP, by double backward through the same graph, with batch norm's second
+  derivative in closed form: :mod:`proxies.batchnorm`) and one backward of Σ outputs to
+  the input (``input_grad``).
 * ``synflow`` – |θ|, double precision, batch norm removed, an all-ones input.
 * ``ntk`` – per-sample gradients of the summed logits (the empirical NTK of TE-NAS).
 * ``zico`` – cross-entropy gradients of the weight layers on each of ``ZICO_SPLITS``
   disjoint parts of the batch.
+* ``meco``, ``zen``, ``aznas`` – MeCo's one-sample forward, Zen-score's two Gaussian
+  forwards and AZ-NAS's block features with their random gradients, the last two at
+  those methods' own initialisations, the weights restored after
+  (:mod:`proxies.recent_passes`); the main pass's ``neuron_patterns`` counts SWAP's
+  distinct sample-wise patterns from its codes.
 
 Every pass runs on the caller's working copy of the model under ``torch.random.fork_rng``
 reseeded with the score's seed, so a statistic computed alone or fused with others sees
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -42,6 +50,13 @@ from cbred.proxies.layers import (
     macs_of_call,
     weight_layers,
 )
+from cbred.proxies.recent_passes import (
+    AZTerms,
+    az_terms,
+    count_distinct_columns,
+    meco_eigenvalues,
+    zen_terms,
+)
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -54,8 +69,9 @@ MAIN_FEATURES = (
     "act_grad",
     "hvp",
     "input_grad",
+    "neuron_patterns",
 )
-FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico")
+FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico", "meco", "zen", "aznas")
 # The version of the values the passes produce; part of every stored statistic's version
 # (proxies.engine.statistic_version).  Bump it when a change alters any value, so that
 # score stores recompute; tests/test_proxies_golden.py fails on such a change.
@@ -84,10 +100,19 @@ class PassResults:
     relu_logdets: list[float] | None = None
     relu_patterns: int | None = None  # distinct joint activation patterns over the batch
     layer_logdets: list[float | None] | None = None
+    # where the binary codes were read, site → calls: activation types for relu_codes,
+    # relu_patterns and neuron_patterns ("ReLU6", functional forms as "F.silu"), weight
+    # layers for layer_codes
+    activation_sites: dict[str, int] | None = None
+    layer_sites: dict[str, int] | None = None
     input_grad: torch.Tensor | None = None
     synflow: list[torch.Tensor] | None = None
     ntk: torch.Tensor | None = None
     zico_grads: list[torch.Tensor] | None = None
+    neuron_patterns: int | None = None  # distinct units' codes over the batch (SWAP)
+    meco: tuple[list[float], list[float]] | None = None  # MeCo, MeCo_opt terms per call
+    zen: tuple[float, float] | None = None  # log perturbation gap, batch-norm log-scales
+    aznas: AZTerms | None = None
 
 
 @contextmanager
@@ -141,29 +166,33 @@ def run_main(
     inside = [0]  # depth of activation-module calls: their own functional call is not re-read
 
     codes: list[torch.Tensor] = []
+    activation_sites: Counter[str] = Counter()
+    layer_sites: Counter[str] = Counter()
 
-    def read_code(x: torch.Tensor) -> None:
+    def read_code(x: torch.Tensor, site: str) -> None:
+        activation_sites[site] += 1
         if "relu_codes" in features:
             relu_kernels.append(kernel_of(x))
-        if "relu_patterns" in features:  # the codes alone: no kernel, no determinant
+        if features & {"relu_patterns", "neuron_patterns"}:  # the codes alone, no kernel
             codes.append((x.detach() > 0).reshape(x.shape[0], -1))
 
-    def enter(_m: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
+    def enter(m: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
         inside[0] += 1
-        read_code(inp[0])
+        read_code(inp[0], type(m).__name__)
 
     def leave(_m: nn.Module, _inp: tuple, _out: torch.Tensor) -> None:
         inside[0] -= 1
 
     functional = nullcontext()
-    if features & {"relu_codes", "relu_patterns"}:
+    if features & {"relu_codes", "relu_patterns", "neuron_patterns"}:
         for m in activation_modules(model):
             handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
         functional = _FunctionalActivations(read_code, inside)
     for i, (_, m) in enumerate(layers):
         if "layer_codes" in features:
 
-            def pre_hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], i: int = i) -> None:
+            def pre_hook(m: nn.Module, inp: tuple[torch.Tensor, ...], i: int = i) -> None:
+                layer_sites[f"{type(m).__name__} input"] += 1
                 layer_kernels.append((i, kernel_of(inp[0])))
 
             handles.append(m.register_forward_pre_hook(pre_hook))
@@ -193,11 +222,16 @@ def run_main(
         return
     if "costs" in features:
         results.macs = macs[0] // x.shape[0]
+    if features & {"relu_codes", "relu_patterns", "neuron_patterns"}:
+        results.activation_sites = dict(activation_sites)
     if "relu_codes" in features:
         _collect_relu(results, relu_kernels)
     if "relu_patterns" in features:
         results.relu_patterns = _count_patterns(codes)
+    if "neuron_patterns" in features:
+        results.neuron_patterns = count_distinct_columns(codes)
     if "layer_codes" in features:
+        results.layer_sites = dict(layer_sites)
         _collect_layer_codes(results, layer_kernels, len(layers))
     if features & {"loss_grad", "act_grad", "hvp"}:
         _loss_backward(results, out, y, features, acts)
@@ -206,15 +240,16 @@ def run_main(
 
 
 class _FunctionalActivations(TorchFunctionMode):
-    """Reads the code of every functional activation called outside an activation module."""
+    """Reads the code of every functional activation called outside an activation module;
+    the site is named ``F.<name>`` (``torch.relu`` and ``F.relu_`` are ``F.relu``)."""
 
-    def __init__(self, read: Callable[[torch.Tensor], None], inside: list[int]) -> None:
+    def __init__(self, read: Callable[[torch.Tensor, str], None], inside: list[int]) -> None:
         super().__init__()
         self.read, self.inside = read, inside
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         if func in ACTIVATION_FUNCTIONS and not self.inside[0] and args:
-            self.read(args[0])
+            self.read(args[0], "F." + func.__name__.removesuffix("_"))
         return func(*args, **(kwargs or {}))
 
 
@@ -352,7 +387,32 @@ def run_zico(results: PassResults, seed: int) -> None:
     results.zico_grads = [torch.stack(layer) for layer in zip(*per_split, strict=True)]
 
 
-PASSES = {"synflow": run_synflow, "ntk": run_ntk, "zico": run_zico}
+def run_meco(results: PassResults, seed: int) -> None:
+    """MeCo's and MeCo_opt's per-module terms on the batch's first sample."""
+    with seeded(seed, results.x.device):
+        results.meco = meco_eigenvalues(results.model, results.x, seed)
+
+
+def run_zen(results: PassResults, seed: int) -> None:
+    """Zen-score's two terms at its Gaussian initialisation, on a copy of the model."""
+    with seeded(seed, results.x.device):
+        results.zen = zen_terms(results.model, results.x)
+
+
+def run_aznas(results: PassResults, seed: int) -> None:
+    """AZ-NAS's block entropies and trainability terms at its initialisation, on a copy."""
+    with seeded(seed, results.x.device):
+        results.aznas = az_terms(results.model, results.x)
+
+
+PASSES = {
+    "synflow": run_synflow,
+    "ntk": run_ntk,
+    "zico": run_zico,
+    "meco": run_meco,
+    "zen": run_zen,
+    "aznas": run_aznas,
+}
 
 
 def plan(features: frozenset[str]) -> list[str]:

@@ -7,19 +7,30 @@ timeout, every batch of rows is written in one transaction, and inserts are
 idempotent (``INSERT OR REPLACE`` on the key): a process killed at any point
 leaves either a whole chunk or none of it, and several processes may write the
 same file at once.
+
+Concurrent runs on one file split the work instead of repeating it: a run *claims* the
+architectures it is about to compute (table ``claims``, one row per architecture and
+statistic, with the run's id and an expiry it renews while it makes progress) and skips
+what another live run has claimed.  A claim of a run that died (its process is gone on
+this host, or its lease expired) is taken over.  A write that finds the file locked by
+another process for longer than ``timeout`` raises :class:`StoreLockedError`, naming the
+processes that hold the file open.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+from cbred._files import atomic_output
 
 KEY_COLUMNS = ("space", "arch", "statistic", "dataset", "batch_size", "seed", "version")
 COLUMNS = (*KEY_COLUMNS, "arch_str", "value", "seconds", "device", "error", "created")
@@ -42,6 +53,84 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (space, arch, statistic, dataset, batch_size, seed, version)
 )
 """
+
+_CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    space TEXT NOT NULL,
+    arch INTEGER NOT NULL,
+    statistic TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    run TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (space, arch, statistic, dataset, batch_size, seed, version)
+)
+"""
+
+STORE_TABLES = frozenset({"scores", "claims"})
+
+
+class StoreLockedError(ValueError):
+    """Another process held the store's write lock for longer than the store's timeout."""
+
+
+def new_run_id() -> str:
+    """An id for one scoring run: host, process id and a random suffix."""
+    return f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+
+
+def run_is_alive(run: str) -> bool:
+    """False only when ``run`` was started on this host by a process that no longer exists.
+
+    Runs of other hosts cannot be checked here; their claims end when their lease expires.
+    """
+    host, _, rest = run.partition("|")
+    pid_text = rest.partition("|")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return _process_state(int(pid_text)) != "Z"
+
+
+def _process_state(pid: int) -> str:
+    """The one-letter state of process ``pid`` from /proc ('' where /proc is absent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _holders(path: Path) -> list[str]:
+    """'pid N (command)' of the other processes that hold ``path`` (or its WAL) open.
+
+    Read from /proc on Linux; elsewhere, or without permission, the list is empty.
+    """
+    targets = {str(path.resolve()), f"{path.resolve()}-wal", f"{path.resolve()}-shm"}
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
+        try:
+            if not any(os.readlink(fd) in targets for fd in (proc / "fd").iterdir()):
+                continue
+            command = " ".join((proc / "cmdline").read_bytes().decode().replace("\0", " ").split())
+        except OSError:
+            continue
+        found.append(f"pid {proc.name} ({command[:80]})")
+    return found
+
+
+def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 @dataclass(frozen=True)
@@ -87,6 +176,7 @@ class ScoreStore:
 
     def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"directory of score store {str(self.path)!r} does not exist")
         if self.path.is_dir():
@@ -98,20 +188,42 @@ class ScoreStore:
                 r[0]
                 for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
+        except sqlite3.OperationalError as exc:
+            raise ValueError(f"cannot open score store {str(self.path)!r}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise ValueError(
                 f"score store {str(self.path)!r} is not a SQLite database ({exc})"
             ) from None
-        if tables - {"scores"}:
+        if tables - STORE_TABLES:
             self._conn.close()
             raise ValueError(
                 f"{str(self.path)!r} is a SQLite file of something else (tables "
-                f"{sorted(tables)}); a score store holds only a 'scores' table, so nothing "
-                "is written into it"
+                f"{sorted(tables)}); a score store holds only {sorted(STORE_TABLES)}, so "
+                "nothing is written into it"
             )
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute(_SCHEMA)
+        try:
+            self._write(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._write(lambda: self._conn.execute(_SCHEMA))
+            self._write(lambda: self._conn.execute(_CLAIMS_SCHEMA))
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            raise ValueError(f"cannot write score store {str(self.path)!r}: {exc}") from None
+
+    def _write(self, action):  # noqa: ANN001, ANN202 - any callable and its result
+        """Run ``action`` (a write); a lock held past the timeout becomes StoreLockedError."""
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if not _is_lock_error(exc):
+                raise
+            holders = _holders(self.path)
+            raise StoreLockedError(
+                f"score store {str(self.path)!r} stayed locked by another writer for over "
+                f"{self.timeout:g} s ("
+                + ("; ".join(holders) if holders else "the holder could not be named")
+                + ")"
+            ) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -137,12 +249,20 @@ class ScoreStore:
         if not records:
             return 0
         placeholders = ",".join("?" * len(COLUMNS))
-        with self._conn:  # BEGIN ... COMMIT, rolled back on error
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(
-                f"INSERT OR REPLACE INTO scores ({','.join(COLUMNS)}) VALUES ({placeholders})",
-                records,
-            )
+
+        def write() -> None:
+            with self._conn:  # BEGIN ... COMMIT, rolled back on error
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(
+                    f"INSERT OR REPLACE INTO scores ({','.join(COLUMNS)}) VALUES ({placeholders})",
+                    records,
+                )
+                self._conn.executemany(
+                    f"DELETE FROM claims WHERE {' AND '.join(f'{k}=?' for k in KEY_COLUMNS)}",
+                    [r[: len(KEY_COLUMNS)] for r in records],
+                )
+
+        self._write(write)
         return len(records)
 
     def merge(self, other: str | os.PathLike[str]) -> int:
@@ -155,9 +275,13 @@ class ScoreStore:
         other = Path(other)
         if not other.is_file():
             raise FileNotFoundError(f"score store {str(other)!r} to merge does not exist")
+        if self.path.exists() and other.samefile(self.path):
+            raise ValueError(f"cannot merge score store {str(other)!r} into itself")
+        ScoreStore(other, timeout=self.timeout).close()  # refuses a foreign or broken file
         columns = ",".join(COLUMNS)
         self._conn.execute("ATTACH DATABASE ? AS other", (str(other),))
-        try:
+
+        def write() -> int:
             with self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")
                 cursor = self._conn.execute(
@@ -165,6 +289,9 @@ class ScoreStore:
                     f"SELECT {columns} FROM other.scores"
                 )
                 return cursor.rowcount
+
+        try:
+            return self._write(write)
         finally:
             self._conn.execute("DETACH DATABASE other")
 
@@ -186,6 +313,84 @@ class ScoreStore:
             query += " AND value IS NOT NULL"
         cursor = self._conn.execute(query, (space, dataset, batch_size, seed))
         return {(a, s) for a, s, v in cursor if versions.get(s) == v}
+
+    def claim(
+        self,
+        setting: tuple[str, str, int, int],
+        versions: dict[str, str],
+        archs: Sequence[int],
+        limit: int,
+        run: str,
+        lease: float,
+        include_failed: bool = True,
+    ) -> tuple[list[int], list[int], list[int]]:
+        """Claim for ``run`` up to ``limit`` architectures of ``archs``, in order, in one
+        transaction; returns ``(claimed, held, rest)``.
+
+        ``setting`` is (space, data set, batch size, seed); ``versions`` maps the statistics
+        of the run to their versions.  An architecture is claimed when some statistic of it
+        is missing and none of its missing statistics is claimed by another live run;
+        ``held`` are those another live run holds, architectures with every statistic
+        stored are dropped, and ``rest`` are the ones not examined once ``limit`` was
+        reached.  A stored failure (NULL value) counts as stored unless ``include_failed``
+        is False.  Claims expire ``lease`` seconds from now; a claim of a dead run is
+        removed.  The run's other claims are renewed too.
+        """
+        now = time.time()
+        where = "space=? AND dataset=? AND batch_size=? AND seed=?"
+        marks = ",".join("?" * len(archs))
+        stored = "" if include_failed else " AND value IS NOT NULL"
+        params = (*setting, *(int(a) for a in archs))
+
+        def write() -> tuple[list[int], list[int], list[int]]:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("DELETE FROM claims WHERE expires < ?", (now,))
+                self._conn.execute("UPDATE claims SET expires=? WHERE run=?", (now + lease, run))
+                done = {
+                    (a, s)
+                    for a, s, v in self._conn.execute(
+                        f"SELECT arch, statistic, version FROM scores WHERE {where} "
+                        f"AND arch IN ({marks}){stored}",
+                        params,
+                    )
+                    if versions.get(s) == v
+                }
+                rows = self._conn.execute(
+                    f"SELECT arch, statistic, version, run FROM claims WHERE {where} "
+                    f"AND arch IN ({marks}) AND run != ?",
+                    (*params, run),
+                ).fetchall()
+                dead = {r for *_, r in rows if not run_is_alive(r)}
+                for other in dead:
+                    self._conn.execute("DELETE FROM claims WHERE run=?", (other,))
+                others = {(a, s) for a, s, v, r in rows if r not in dead and versions.get(s) == v}
+                claimed: list[int] = []
+                held: list[int] = []
+                for position, arch in enumerate(int(a) for a in archs):
+                    if len(claimed) == limit:
+                        return claimed, held, [int(a) for a in archs[position:]]
+                    missing = [s for s in versions if (arch, s) not in done]
+                    if not missing:
+                        continue
+                    if any((arch, s) in others for s in missing):
+                        held.append(arch)
+                        continue
+                    claimed.append(arch)
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO claims VALUES (?,?,?,?,?,?,?,?,?)",
+                        [
+                            (setting[0], arch, s, *setting[1:], versions[s], run, now + lease)
+                            for s in missing
+                        ],
+                    )
+                return claimed, held, []
+
+        return self._write(write)
+
+    def release(self, run: str) -> None:
+        """Drop every claim of ``run`` (its end, or its architectures handed back)."""
+        self._write(lambda: self._conn.execute("DELETE FROM claims WHERE run=?", (run,)))
 
     def frame(self, **where: object) -> pd.DataFrame:
         """All rows (optionally filtered by equality on columns) as a DataFrame."""
@@ -225,15 +430,14 @@ class ScoreStore:
     def export(self, path: str | os.PathLike[str], **where: object) -> Path:
         """Write rows to ``.parquet`` or ``.csv`` (by suffix) atomically; returns the path."""
         path = Path(path)
-        frame = self.frame(**where)
-        tmp = path.with_name(path.name + ".tmp")
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        elif path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
+        if path.suffix not in (".parquet", ".csv"):
             raise ValueError(f"export path {str(path)!r} must end in .parquet or .csv")
-        os.replace(tmp, path)
+        frame = self.frame(**where)
+        with atomic_output(path) as tmp:
+            if path.suffix == ".parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
         return path
 
     def __len__(self) -> int:

@@ -85,9 +85,17 @@ def choose_clusters(f_values: np.ndarray, sizes: np.ndarray, limit: int | None) 
     filling stops at the first cluster that does not fit in what is left: a cluster is never
     chosen over a better-scored one that was turned away, so a small, badly scored cluster
     cannot slip into the subspace just because it fits. Clusters larger than the whole limit
-    are passed over until the first one that fits, where filling starts.
+    are passed over until the first one that fits, where filling starts.  A cluster whose f
+    is undefined (NaN or -inf) is never chosen; when no cluster has a defined f this raises.
     """
-    order = np.lexsort((np.arange(len(sizes)), sizes, -f_values))
+    f_values = np.asarray(f_values, dtype=np.float64)
+    if not np.isfinite(f_values).any():
+        raise ValueError(
+            f"no cluster has a defined score: f is undefined (NaN/-inf) for all {len(sizes)} "
+            "clusters, so every sampled statistic value failed; see the statistic's errors"
+        )
+    order = np.lexsort((np.arange(len(sizes)), sizes, -np.nan_to_num(f_values, nan=-np.inf)))
+    order = order[np.isfinite(f_values[order])]  # an undefined cluster is never chosen
     if limit is None:
         return [int(order[0])]
     chosen, total = [], 0

@@ -201,11 +201,7 @@ def load_score_table(
     if isinstance(source, pd.DataFrame):
         table, name = source, "score table"
     else:
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"score table {str(path)!r} does not exist")
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        name = path.name
+        table, name = _read_table(Path(source)), Path(source).name
     if {"statistic", "value", "arch"} <= set(table.columns):
         rows = table[table["statistic"] == statistic]
         if dataset is not None and "dataset" in rows.columns:
@@ -217,7 +213,8 @@ def load_score_table(
                 f"{name} has several {statistic!r} values per architecture; "
                 "filter it to one data set, batch size and seed"
             )
-        return pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(int))
+        values = pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(int))
+        return _finite_somewhere(values, name, statistic)
     if statistic not in table.columns:
         raise KeyError(f"{name} has no {statistic!r} column; found {list(table.columns)}")
     if "index" in table.columns:
@@ -228,7 +225,40 @@ def load_score_table(
         keys = table.index
     else:
         raise KeyError(f"{name} needs architecture indices in an 'index' column or its index")
-    return pd.Series(table[statistic].to_numpy(float), index=np.asarray(keys, dtype=np.int64))
+    try:
+        values = pd.Series(table[statistic].to_numpy(float), index=np.asarray(keys, dtype=np.int64))
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}: {statistic!r} or the indices are not all numbers") from None
+    return _finite_somewhere(values, name, statistic)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A Parquet or CSV score table; one ValueError naming the file for anything else."""
+    if not path.exists():
+        raise FileNotFoundError(f"score table {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"score table {str(path)!r} is a directory; expected a .parquet or .csv")
+    if path.suffix in (".db", ".sqlite"):
+        raise ValueError(
+            f"score table {str(path)!r} is a score store; export it to .parquet or .csv "
+            "(cbred score --export)"
+        )
+    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    try:
+        return pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # empty, binary, truncated, not that format
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0] if lines else type(exc).__name__
+        raise ValueError(
+            f"score table {str(path)!r} is not a readable {kind} file: {reason}"
+        ) from None
+
+
+def _finite_somewhere(values: pd.Series, name: str, statistic: str) -> pd.Series:
+    """``values`` unless none is finite: such a table cannot rank anything."""
+    if not np.isfinite(values.to_numpy()).any():
+        raise ValueError(f"{name} has no finite {statistic!r} value (all NaN or infinite)")
+    return values
 
 
 @dataclass

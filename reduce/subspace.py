@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cbred._files import write_text
 from cbred.reduce.space import as_rng, index_of, load_space, space_name
 
 _PROVENANCE_PREFIX = "# provenance: "
@@ -236,6 +237,11 @@ class Subspace:
     def from_dict(cls, data: dict[str, Any], space: Any = None) -> Subspace:
         """From :meth:`to_dict` data; the names are checked against ``space`` (default: the
         space the data names, loaded)."""
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"subspace data must be an object with space, indices and strings, got "
+                f"{type(data).__name__}"
+            )
         missing = {"space", "indices", "strings"} - set(data)
         if missing:
             raise ValueError(f"subspace data lacks {sorted(missing)}")
@@ -267,7 +273,7 @@ class Subspace:
         """The JSON text; written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            write_text(path, text + "\n")
         return text
 
     @classmethod
@@ -285,7 +291,7 @@ class Subspace:
         writer.writerows(zip(self.indices.tolist(), self.strings))
         text = buffer.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            write_text(path, text)
         return text
 
     @classmethod
@@ -296,11 +302,32 @@ class Subspace:
         if not first.startswith(_PROVENANCE_PREFIX):
             raise ValueError(f"subspace CSV must start with {_PROVENANCE_PREFIX.strip()!r}")
         header = json.loads(first[len(_PROVENANCE_PREFIX) :])
+        if not isinstance(header, dict) or "space" not in header:
+            raise ValueError("subspace CSV provenance must be a JSON object naming its space")
         rows = list(csv.reader(io.StringIO(body)))
         if not rows or rows[0] != ["index", "arch"]:
             raise ValueError("subspace CSV needs an 'index,arch' header row")
         name = header.pop("space")
+        if any(len(r) != 2 or not r[0].strip().lstrip("-").isdigit() for r in rows[1:]):
+            raise ValueError("subspace CSV rows must be 'index,arch' with an integer index")
         indices = [int(r[0]) for r in rows[1:]]
         strings = [r[1] for r in rows[1:]]
         data = {"space": name, "indices": indices, "strings": strings, "provenance": header}
         return cls.from_dict(data, space)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], space: Any = None) -> Subspace:
+        """Load a subspace file written by ``cbred reduce`` (``.json`` or ``.csv``); every
+        problem with the file is one error naming it."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"subspace file {str(path)!r} does not exist")
+        if path.is_dir():
+            raise ValueError(f"subspace file {str(path)!r} is a directory; expected .json or .csv")
+        if path.suffix not in (".json", ".csv"):
+            raise ValueError(f"subspace file {str(path)!r} must end in .json or .csv")
+        loader = cls.from_json if path.suffix == ".json" else cls.from_csv
+        try:
+            return loader(path, space)
+        except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"subspace file {str(path)!r}: {exc}") from None

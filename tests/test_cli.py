@@ -105,3 +105,150 @@ def test_perf_cli_smoke(capsys):
     assert perf_main(["--smoke"]) == 0
     out = capsys.readouterr().out
     assert "cbred reduce --help" in out and "floor" in out
+
+
+# ---------------------------------------------------------------- one line per bad input (#18)
+# Each case is a defect the property-based sweep (tests/test_cli_sweep.py) found: a traceback,
+# several lines, an error that names nothing, or a silent success.
+
+
+@pytest.fixture()
+def sweep_files(tmp_path, monkeypatch):
+    """The sweep's tiny space, models and junk files, in the current folder."""
+    from test_cli_sweep import write_sweep_files
+
+    write_sweep_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+TINY = "sweep_space.py:SPACE"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # argparse's usage text plus an error line -> one line pointing at --help
+        (["space", "nope", "nb201"], "(see cbred space --help)"),
+        (["search", "rea", "--evaluations", "0"], "argument --evaluations"),
+        (["nope"], "(see cbred --help)"),
+        # bare KeyError 'dataset' from --seeds 0; numpy errors from --seeds -1 and huge
+        (["bench", "bestofn", "--seeds", "0"], "argument --seeds"),
+        (["bench", "bestofn", "--seeds", "-1"], "argument --seeds"),
+        (["bench", "bestofn", "--seeds", "99999999999999999999"], "argument --seeds"),
+        (["bench", "bestofn", "--seeds", "1", "--n", "99999999999999999999"], "argument --n"),
+        (["bench", "rea", "--seeds", "1", "--evaluations", "-1"], "argument --evaluations"),
+        (["bench", "area", "--seeds", "1", "--seconds", "inf"], "argument --seconds"),
+        (["bench", "rea", "--accuracy", "--train-seconds", "0"], "argument --train-seconds"),
+        (["bench", "bestofn", "--seeds", "1", "--score-data", "nope"], "unknown dataset 'nope'"),
+        (["bench", "bestofn", "--seeds", "1", "--batch-size", "-1"], "argument --batch-size"),
+        (["bench", "acceptance", "--seeds", "1", "--evaluations", "1"], "fewer than the 2"),
+        (["bench", "report", "--seeds", "1", "--evaluations", "4", "--out", ""], "names no"),
+        # the index and the range, not "expected 3 node groups" or "not an architecture"
+        (["space", "arch", "nb201", "-1"], "index -1 out of range 0..15624"),
+        (["trace", "--space", "nb201", "--arch", "-1"], "index -1 out of range 0..15624"),
+        (["proxies", "score", "--space", TINY, "--arch", "-1"], "index -1 out of range 0..5"),
+        # torch.fx's multi-line messages and torch's allocation errors
+        (["trace", "--model", "sweep_models:linear", "--input-shape", "1,5"], "mat1 and mat2"),
+        (["trace", "--model", "sweep_models:linear", "--input-shape", "99999999999,99999999"],
+         "--input-shape '99999999999,99999999'"),
+        (["trace", "--space", "nb201", "--arch", "3", "--channels", "123456"],
+         "cannot trace architecture 3"),
+        (["trace", "--space", "nb201", "--arch", "3", "--resolution", "1", "--slow"],
+         "cannot trace architecture 3"),
+        (["trace", "--space", "nb201", "--arch", "3", "--resolution", "0"], "--resolution"),
+        (["trace", "--model", "sweep_models:linear", "--fallback", "nope"], "--fallback"),
+        # a device torch cannot parse was a RuntimeError traceback
+        (["proxies", "score", "--space", TINY, "--arch", "0", "--device", "nope"], "--device"),
+        (["search", "bestofn", "--space", TINY, "--device", ""], "--device"),
+        # seeds and counts beyond what numpy, scikit-learn, torch and SQLite take
+        (["distance", "--models", "sweep_models:linear", "--input-shape", "1,4", "--seed",
+          "99999999999999999999"], "argument --seed"),
+        (["reduce", "--space", TINY, "--seed", "-1"], "argument --seed"),
+        (["score", "--space", TINY, "--score", "params", "--store", "s.db", "--seed",
+          "99999999999999999999"], "argument --seed"),
+        (["score", "--space", TINY, "--score", "params", "--store", "s.db", "--batch-size",
+          "99999999999999999999"], "argument --batch-size"),
+        (["reduce", "--space", TINY, "--evaluations", "99999999999999999999"], "--evaluations"),
+        (["reduce", "--space", TINY, "--score", "params", "--k", "2:99999999999"],
+         "--k 99999999999 is more than"),
+        # a user space's batch() failing on a huge size was its own traceback
+        (["proxies", "score", "--space", TINY, "--arch", "0", "--score", "naswot",
+          "--batch-size", "2147483647"], "batch(2147483647, 0) of the space raised"),
+        # KeyError messages were printed as Python reprs, quotes and escapes included
+        (["distance", "--models", "sweep_models:linear", "--input-shape", "1,4", "--metric",
+          "nope"], ": error: unknown metric 'nope'"),
+        # score tables: a folder, junk, a store, all-NaN values
+        (["reduce", "--space", TINY, "--score", "naswot", "--scores", "adir"], "is a directory"),
+        (["search", "bestofn", "--space", TINY, "--scores", "adir"], "is a directory"),
+        (["bench", "bestofn", "--seeds", "1", "--scores", "adir"], "is a directory"),
+        (["reduce", "--space", TINY, "--score", "naswot", "--scores", "binary.csv"],
+         "'binary.csv' is not a readable CSV"),
+        (["reduce", "--space", TINY, "--score", "naswot", "--scores", "junk.db"], "score store"),
+        (["reduce", "--space", TINY, "--score", "naswot", "--scores", "tiny_scores_nan.csv"],
+         "no finite 'naswot' value"),
+        (["search", "bestofn", "--space", TINY, "--scores", "tiny_scores_nan.csv"],
+         "no finite 'naswot' value"),
+        # subspace files: a JSON number, a folder, text
+        (["search", "bestofn", "--space", TINY, "--subspace", "number.json"], "got int"),
+        (["bench", "bestofn", "--seeds", "1", "--subspace", "number.json"], "got int"),
+        (["search", "bestofn", "--space", TINY, "--subspace", "adir.json"], "is a directory"),
+        (["bench", "bestofn", "--seeds", "1", "--subspace", "adir.json"], "is a directory"),
+        (["search", "bestofn", "--space", TINY, "--subspace", "text.json"], "'text.json'"),
+        # silently ignored: a data set the accuracies do not know, --score-data of a space
+        # that draws its own batches
+        (["search", "bestofn", "--space", "nb201", "--evaluations", "2", "--dataset", "nope"],
+         "--dataset 'nope'"),
+        (["proxies", "score", "--space", TINY, "--arch", "0", "--score-data", "cifar100"],
+         "--score-data applies to spaces without their own batch"),
+        # --space '' was taken for "no --space": a TypeError/AttributeError traceback
+        (["distance", "--space", "", "--metric", "js"], "--space ''"),
+        (["trace", "--space", "", "--arch", "0"], "--space ''"),
+        # a file that is not a NATS-Bench file; TE-NAS checks it before its search
+        (["space", "info", "nb201", "--nats-path", "junk.db"], "cannot be read"),
+        (["search", "tenas", "--nats-path", "junk.db"], "cannot be read"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line(sweep_files, argv, expected):
+    from test_cli_sweep import run_cli
+
+    status, _, err = run_cli(argv)
+    assert status == 2 and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("cbred") and ": error: " in err, err
+    assert expected in err, err
+
+
+def test_a_failed_pass_prints_nan_not_a_key_error(capsys):
+    """NB201 at C=1, N=1 on one image: zico's pass fails; its statistic is NaN with the
+    reason, the others print, and the passes line says which failed (was: error 'pass:zico')."""
+    argv = ["proxies", "score", "--space", "nb201", "--arch", "0", "--channels", "1",
+            "--cells", "1", "--batch-size", "1", "--score", "zico,params"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "zico failed" in out and "params" in out and "nan" in out
+
+
+def test_search_scores_live_on_the_device_asked_for(sweep_files, capsys):
+    """--device reached live scoring (it was dropped: any device 'worked')."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    argv = ["search", "bestofn", "--space", TINY, "--evaluations", "2", "--score", "naswot"]
+    assert main([*argv, "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert main([*argv, "--device", "cpu"]) == 0
+
+
+def test_a_cuda_index_beyond_the_devices_is_a_value_error(monkeypatch):
+    """--device cuda:99 on a one-GPU machine failed in .to() with a RuntimeError traceback."""
+    import torch
+    from cbred.proxies.api import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"'cuda:99'.*only 1 CUDA device"):
+        resolve_device("cuda:99", torch.device("cpu"))
+    assert resolve_device("cuda:0", torch.device("cpu")) == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("nope", torch.device("cpu"))

@@ -27,8 +27,9 @@ TRUE_METRICS = ("sqrt_js", "hellinger")
 
 def _ref(name: str, p: np.ndarray, q: np.ndarray) -> float:
     """Textbook per-pair definitions, written independently of the matrix code."""
-    if name == "kl":
-        return float(np.sum((p - q) * (np.log(p) - np.log(q))))
+    if name == "kl":  # over the columns either uses (smoothing leaves unused columns at 0)
+        used = (p > 0) | (q > 0)
+        return float(np.sum((p - q)[used] * (np.log(p[used]) - np.log(q[used]))))
     if name == "hellinger":
         return float(np.linalg.norm(np.sqrt(p) - np.sqrt(q)) / np.sqrt(2))
     m = (p + q) / 2

@@ -18,8 +18,8 @@ from cbred.bench.nb201 import NB201Space
 from cbred.proxies.engine import ScoreJob, missing_archs, run_scoring, score_chunk
 from cbred.proxies.executors import InProcessExecutor, ProcessPoolExecutor
 from cbred.proxies.registry import register_proxy, unregister_proxy
-from cbred.proxies.store import ScoreRow, ScoreStore
-from engine_helpers import always_raise, die_once_then_score
+from cbred.proxies.store import ScoreRow, ScoreStore, StoreLockedError
+from engine_helpers import always_raise, die_once_then_score, slow_params
 
 TINY = dict(batch_size=8, space=NB201Space(channels=4, cells_per_stage=1))
 ARCHS = [0, 6111, 857, 123]
@@ -297,3 +297,239 @@ def test_a_failing_setting_writes_nothing_and_a_fixed_rerun_scores(tmp_path, cap
         assert len(s) == 0
     assert main(common) == 0
     assert "2 scored" in capsys.readouterr().out
+
+
+def test_retry_failed_recomputes_stored_failures(tmp_path):
+    job = ScoreJob(("params",), **TINY)
+    with ScoreStore(tmp_path / "s.db") as store:
+        rows = score_chunk(job, [0, 1])
+        failed = ScoreRow(**{**rows[1].__dict__, "value": None, "error": "boom"})
+        store.put([rows[0], failed])
+        assert run_scoring(store, job, [0, 1], progress=False).scored == 0  # cached, failure too
+        summary = run_scoring(store, job, [0, 1], progress=False, retry_failed=True)
+        assert summary.scored == 1 and summary.cached == 1
+        assert store.wide().loc[1, "params"] == rows[1].value
+
+
+def test_indices_outside_the_space_are_refused(tmp_path):
+    job = ScoreJob(("params",), **TINY)
+    with ScoreStore(tmp_path / "s.db") as store:
+        with pytest.raises(ValueError, match=r"index 15625 is outside .* \(expected 0\.\.15624\)"):
+            run_scoring(store, job, [0, 15625], progress=False)
+        with pytest.raises(ValueError, match="index -1 is outside"):
+            run_scoring(store, job, [-1], progress=False)
+        assert len(store) == 0
+
+
+def test_merge_into_itself_is_refused_at_once(tmp_path):
+    with ScoreStore(tmp_path / "a.db") as a:
+        a.put([_row(1)])
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match="into itself"):
+            a.merge(tmp_path / "a.db")
+        assert time.perf_counter() - start < 5
+        (tmp_path / "junk.db").write_text("not a database")
+        with pytest.raises(ValueError, match="not a SQLite database"):
+            a.merge(tmp_path / "junk.db")
+
+
+def test_store_in_unwritable_place_is_one_clear_error(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(ValueError, match=r"cannot .* score store '.*ro/s\.db'"):
+            ScoreStore(folder / "s.db")
+    finally:
+        folder.chmod(0o700)
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_held_lock_is_named_and_computed_rows_are_kept(tmp_path):
+    db = tmp_path / "s.db"
+    ScoreStore(db).close()
+    holders: list[subprocess.Popen] = []
+
+    def score_then_lock(job, chunk):  # another process takes the lock after the first chunk
+        if not holders:
+            holders.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", HOLD_LOCK, str(db), "30"],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
+            )
+            assert holders[0].stdout.readline().strip() == "locked"
+        return score_chunk(job, chunk)
+
+    job = ScoreJob(("params",), **TINY)
+    try:
+        with ScoreStore(db, timeout=0.5) as store:
+            with pytest.raises(StoreLockedError) as caught:
+                run_scoring(store, job, ARCHS, chunk_size=2, progress=False,
+                            chunk_fn=score_then_lock)  # fmt: skip
+        message = str(caught.value)
+        assert f"pid {holders[0].pid}" in message and "over 0.5 s" in message
+        assert "\n" not in message
+        side = tmp_path / f"s.db.unsaved-{os.getpid()}.db"
+        assert f"2 architectures scored meanwhile are kept in '{side}'" in message
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+    with ScoreStore(side) as kept:
+        assert sorted(kept.wide().index) == ARCHS[:2]
+    with ScoreStore(db) as store:  # free again: the kept rows merge in, the rest is missing
+        store.merge(side)
+        assert missing_archs(store, job, ARCHS) == ARCHS[2:]
+
+
+def test_concurrent_runs_on_one_store_split_the_work(tmp_path, monkeypatch):
+    import threading
+
+    log = tmp_path / "log.txt"
+    monkeypatch.setenv("CBRED_TEST_LOG", str(log))
+    monkeypatch.setenv("CBRED_TEST_PAUSE", "0.3")
+    job = ScoreJob(("params",), **TINY)
+    archs = list(range(24))
+    summaries = []
+
+    def one_run() -> None:
+        with ScoreStore(tmp_path / "s.db") as store:
+            summaries.append(
+                run_scoring(
+                    store, job, archs, chunk_size=2, progress=False, chunk_fn=slow_params,
+                    poll=0.1,
+                )
+            )  # fmt: skip
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    scored = [int(a) for line in log.read_text().split() for a in line.split()]
+    assert sorted(scored) == archs  # every architecture computed exactly once
+    assert sorted(s.scored for s in summaries) != [0, 24]  # both runs did a share
+    assert sum(s.scored for s in summaries) == 24
+    with ScoreStore(tmp_path / "s.db") as store:
+        assert missing_archs(store, job, archs) == []
+        assert store._conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_claims_of_a_dead_run_are_taken_over(tmp_path):
+    job = ScoreJob(("params",), **TINY)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    import socket
+
+    setting = (job.space_name, job.dataset, job.batch_size, job.seed)
+    with ScoreStore(tmp_path / "s.db") as store:
+        gone = f"{socket.gethostname()}|{dead.stdout.strip()}|x"
+        assert store.claim(setting, job.versions, ARCHS, 10, gone, 600)[0] == ARCHS
+        summary = run_scoring(store, job, ARCHS, progress=False)
+        assert summary.scored == len(ARCHS) and missing_archs(store, job, ARCHS) == []
+        alive = f"{socket.gethostname()}|{os.getpid()}|y"
+        assert store.claim(setting, job.versions, [5, 6], 10, alive, 600)[0] == [5, 6]
+        claimed, held, rest = store.claim(setting, job.versions, [5, 6, 7], 10, "other|1|z", 600)
+        assert (claimed, held, rest) == ([7], [5, 6], [])
+
+
+def _descendants(pid: int) -> set[int]:
+    children = {pid}
+    for _ in range(3):
+        for proc in os.listdir("/proc"):
+            if proc.isdigit():
+                try:
+                    stat = open(f"/proc/{proc}/stat").read().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                if int(stat[1]) in children:
+                    children.add(int(proc))
+    return children - {pid}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = (
+        "import sys; sys.path.insert(0, {!r})\n"
+        "from cbred.bench.nb201 import NB201Space\n"
+        "from cbred.proxies.engine import ScoreJob, run_scoring\n"
+        "from cbred.proxies.executors import ProcessPoolExecutor\n"
+        "from cbred.proxies.store import ScoreStore\n"
+        "from engine_helpers import record_pid_and_hang\n"
+        "if __name__ == '__main__':\n"
+        "    job = ScoreJob(('params',), NB201Space(channels=4, cells_per_stage=1), 8)\n"
+        "    run_scoring(ScoreStore({!r}), job, range(8), ProcessPoolExecutor(2), 2,\n"
+        "                progress=False, chunk_fn=record_pid_and_hang)\n"
+    ).format(os.path.dirname(__file__), str(tmp_path / "s.db"))
+    env = {**os.environ, "CBRED_TEST_PIDS": str(pids)}
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env)
+    deadline = time.time() + 120
+    while len(os.listdir(pids)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(os.listdir(pids)) == 2, "workers did not start"
+    family = _descendants(parent.pid)
+    assert {int(p) for p in os.listdir(pids)} <= family
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    time.sleep(5)
+    survivors = [p for p in family if _alive(p)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
+
+
+NO_MAIN_GUARD = """
+import sys; sys.path.insert(0, {tests!r})
+from cbred.bench.nb201 import NB201Space
+from cbred.proxies.engine import ScoreJob, run_scoring
+from cbred.proxies.executors import ProcessPoolExecutor
+from cbred.proxies.store import ScoreStore
+
+job = ScoreJob(("params",), NB201Space(channels=4, cells_per_stage=1), 8)
+print(run_scoring(ScoreStore({db!r}), job, range(4), ProcessPoolExecutor(1, retries=0), 2,
+                  progress=False))
+"""
+
+
+def test_a_script_without_main_guard_reports_its_failure(tmp_path):
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        NO_MAIN_GUARD.format(tests=os.path.dirname(__file__), db=str(tmp_path / "s.db"))
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)  # fmt: skip
+    assert "chunks FAILED after retries (4 architectures not scored" in out.stdout
+    assert "__name__ == '__main__'" in out.stderr
+
+
+def test_ray_missing_is_one_line(tmp_path, capsys, monkeypatch):
+    from cbred.bench.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    argv = ["score", "--score", "params", "--sample", "1", "--channels", "4", "--cells", "1",
+            "--ray", "local", "--store", str(tmp_path / "s.db"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'cbred[ray]'" in err

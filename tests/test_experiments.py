@@ -11,6 +11,7 @@ from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import default_space
 from cbred.proxies.store import ScoreRow, ScoreStore
 from cbred.reduce.subspace import Subspace
+from matplotlib.image import imread
 
 COVERED = np.sort(np.random.default_rng(0).choice(15625, size=400, replace=False))
 
@@ -42,14 +43,16 @@ def test_load_scores_from_a_table_and_analytic_costs(table):
     assert source.series["naswot"].index.tolist() == COVERED.tolist()
     assert len(source.series["params"]) == 15625
     assert source.coverage(["naswot", "params"]).tolist() == COVERED.tolist()
-    shipped = ex.load_scores([table], ["snip"])  # not in the file: the shipped table
+    with pytest.raises(KeyError, match="'snip' is in none of the score sources .*scores.csv"):
+        ex.load_scores([table], ["snip"])  # a given source lacks it: no silent shipped table
+    shipped = ex.load_scores([], ["snip"])  # no source: the shipped table
     assert (
         shipped.origin == {"snip": "shipped score table"} and len(shipped.series["snip"]) == 15625
     )
     with pytest.raises(KeyError, match="'fisher' is in none"):
-        ex.load_scores([table], ["fisher"])
+        ex.load_scores([], ["fisher"])
     with pytest.raises(KeyError, match="'snip' is in none"):  # the table's batch is CIFAR-10
-        ex.load_scores([table], ["snip"], dataset="cifar100")
+        ex.load_scores([], ["snip"], dataset="cifar100")
     with pytest.raises(FileNotFoundError):
         ex.load_scores([table.with_name("missing.csv")], ["naswot"])
 
@@ -101,6 +104,12 @@ def test_ensemble_and_subspace_runs(table, accuracy):
     rea = ex.rea_runs(source, "naswot", 60, 3, population=8, tournament=3, subspace=sub)
     assert set(rea.rows["index"]) <= set(members.tolist())
     assert rea.summary()["cifar10"][0] >= np.median(accuracy[members])
+    tiny = Subspace.from_indices(members[:12], default_space())
+    stalled = ex.rea_runs(source, "naswot", 60, 2, population=8, tournament=3, subspace=tiny)
+    assert (stalled.rows["evaluations"] == 12).all()  # 12 candidates: REA cannot make 60
+    assert stalled.label == (
+        "naswot REA-60 in subspace (stopped after 12 of 60 evaluations: 12 candidates)"
+    )
 
 
 def test_trained_rea_charges_fixed_training_seconds():
@@ -141,8 +150,14 @@ def test_cli_report_writes_markdown_and_plots(table, tmp_path, capsys):
     assert main(args) == 0
     text = (out / "report.md").read_text()
     assert "| naswot best-of-40 |" in text and "ACCEPTANCE" in text
-    assert (out / "curves_cifar10.png").stat().st_size > 0
-    assert (out / "scatter_naswot.png").stat().st_size > 0
-    assert "ACCEPTANCE" in capsys.readouterr().out
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    curves = [f"curves_{d}.png" for d in ex.DATASETS]
+    assert pngs == [*curves, "scatter_naswot.png", "scatter_params.png"]
+    assert all(f"]({name})" in text for name in pngs)
+    assert all(imread(out / name).shape[1] <= 1200 for name in pngs)
+    printed = [line for line in capsys.readouterr().out.splitlines() if "ACCEPTANCE" in line]
+    written = [line for line in text.splitlines() if "ACCEPTANCE" in line]
+    assert printed == written and len(printed) == 1  # one verdict, printed and written
+    assert "<= 40 statistic evaluations" in text  # the budget asked for, not a default
     results = pd.read_csv(out / "results.csv")
     assert set(results["dataset"]) == {"cifar10", "cifar100", "imagenet16_120"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,11 +12,23 @@ from cbred.bench.cli import main
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import default_space
 from cbred.bench.nb201_reduce import nb201_op_counts, nb201_score_source, reduce_nb201
-from cbred.reduce.cbred import cbred_reduce
+from cbred.reduce import report
+from cbred.reduce.cbred import Reduction, cbred_reduce
 from cbred.reduce.cluster import KMeansClusterer, KMedoidsClusterer, Points, SpectralClusterer
 from cbred.reduce.pipeline import distribution_points, load_score_table
-from cbred.reduce.report import cluster_table, evaluate_subspace, write_report
+from cbred.reduce.report import (
+    HIGHLIGHT,
+    cluster_colours,
+    cluster_table,
+    evaluate_subspace,
+    shown_clusters,
+    write_report,
+)
+from cbred.reduce.select import ParameterSelection
 from cbred.reduce.subspace import Subspace
+from matplotlib.colors import to_hex
+from matplotlib.image import imread
+from matplotlib.patches import PathPatch, Rectangle
 
 N = 15625
 
@@ -146,6 +159,96 @@ def test_reduce_nb201_and_report(cell_points, tmp_path) -> None:
     assert {"report.md", "clusters.csv", "op_usage.png", "statistic.png"} <= written
     assert "accuracy_cifar100.png" in written
     assert "not used to choose" in path.read_text()
+    assert all(png_width(p) <= 1200 for p in tmp_path.glob("*.png"))
+
+
+def png_width(path) -> int:
+    """Width in pixels of a written PNG."""
+    return imread(path).shape[1]
+
+
+def highlighted(texts) -> list[str]:
+    """The tick labels drawn in the highlight colour."""
+    return [t.get_text() for t in texts if to_hex(t.get_color()) == HIGHLIGHT]
+
+
+@pytest.fixture
+def many_clusters() -> tuple[Reduction, np.ndarray, list[str], SimpleNamespace]:
+    """125 clusters of 24 architectures, f = cluster id (cluster 3 has no finite value, so
+    f = -inf), and cluster 24 selected although it ranks 101st by f (as a size budget can
+    do); op counts and accuracies are random, but cluster 0 sits at 10 % accuracy."""
+    rng = np.random.default_rng(0)
+    k, size = 125, 24
+    labels = np.repeat(np.arange(k), size)
+    f = np.arange(k, dtype=float)
+    f[3] = -np.inf
+    values = [rng.normal(c, 1.0, 8) for c in range(k)]
+    values[3] = np.full(8, np.nan)
+    members = np.flatnonzero(labels == 24)
+    curve = pd.DataFrame({"n_clusters": range(2, k + 1), "eta": np.nan, "value": 0.5})
+    reduction = Reduction(
+        subspace=Subspace("synthetic", members, tuple(map(str, members)), {"f": "median"}),
+        labels=labels,
+        sizes=np.bincount(labels),
+        f_values=f,
+        selected=[24],
+        sampled=[np.flatnonzero(labels == c)[:8] for c in range(k)],
+        sample_values=values,
+        selection=ParameterSelection(k, None, "silhouette", curve),
+    )
+    counts = rng.integers(0, 4, (labels.size, 6)) + np.eye(6, dtype=np.int64)[0]
+    acc = rng.uniform(40.0, 90.0, labels.size)
+    acc[labels == 0] = 10.0  # diverged networks: outliers that must not squash the boxes
+    truth = SimpleNamespace(accuracies=lambda dataset: acc)
+    return reduction, counts, [f"op{i}" for i in range(6)], truth
+
+
+def test_plotted_clusters_keep_a_low_ranked_selected_cluster(many_clusters) -> None:
+    reduction = many_clusters[0]
+    shown = shown_clusters(reduction)
+    assert shown == list(range(124, 105, -1)) + [24]
+    assert shown_clusters(reduction, limit=3) == [124, 123, 24]
+    assert cluster_colours(shown, reduction.selected).count(HIGHLIGHT) == 1
+    assert cluster_colours(shown, reduction.selected)[-1] == HIGHLIGHT
+
+
+def test_report_plots_are_readable_separate_and_highlight_the_selected_cluster(
+    many_clusters, tmp_path, monkeypatch
+) -> None:
+    reduction, counts, names, truth = many_clusters
+    figures = {}
+    save = report._save
+
+    def keep(fig, path):
+        figures[path.name] = fig.axes[0]
+        return save(fig, path)
+
+    monkeypatch.setattr(report, "_save", keep)
+    text = write_report(reduction, tmp_path, counts, names, truth, ["cifar10"], "naswot")
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    expected = ["accuracy_cifar10.png", "clusters.png", "op_usage.png", "selection.png"]
+    assert pngs == sorted([*expected, "statistic.png"]) == sorted(figures)
+    assert all(f"]({name})" in text.read_text() for name in pngs)
+    widths = {name: png_width(tmp_path / name) for name in pngs}
+    assert max(widths.values()) <= 1200, widths
+    for name in ("statistic.png", "accuracy_cifar10.png"):
+        ax = figures[name]
+        ticks = [t.get_text().split("\n")[0] for t in ax.get_xticklabels()]
+        assert len(ticks) == 21 and ticks[-1] == "rest" and ticks[-2] == "24"
+        assert highlighted(ax.get_xticklabels()) == ["24\n24"]
+        boxes = [to_hex(p.get_facecolor()) for p in ax.patches if isinstance(p, PathPatch)]
+        assert boxes.count(HIGHLIGHT) == 1 and boxes[-2] == HIGHLIGHT
+    accuracy = figures["accuracy_cifar10.png"]
+    assert 10.0 < accuracy.get_ylim()[0] < 40.0
+    assert any("24 outliers outside the plotted range" in t.get_text() for t in accuracy.texts)
+    heat = figures["op_usage.png"]
+    assert highlighted(heat.get_yticklabels()) == ["cluster 24 (n=24)"]
+    outlines = [p for p in heat.patches if isinstance(p, Rectangle)]
+    assert [to_hex(p.get_edgecolor()) for p in outlines] == [HIGHLIGHT]
+    overview = figures["clusters.png"]
+    red = [c for c in overview.collections if to_hex(c.get_facecolor()[0]) == HIGHLIGHT]
+    assert len(red) == 1 and red[0].get_offsets().tolist() == [[24.0, 24.0]]
+    assert any("cluster 24" in t.get_text() for t in overview.texts)
 
 
 def test_score_tables_long_and_wide(tmp_path) -> None:
@@ -389,3 +492,40 @@ def test_protocol_smoke_prints_every_method_at_equal_size(capsys) -> None:
     out = capsys.readouterr().out
     assert all(method in out for method in METHODS)
     assert "top-k of B random at 1%" in out and "one proxy seed" in out
+    assert "tuning on cifar10 only" in out and out.count("<- chosen") == 1
+    assert "cifar10 chose k_max: its rows are not an independent test" in out
+
+
+def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
+    """Proxy seeds come from a store; a seed that does not cover the space is refused."""
+    from cbred.bench.protocol import proxy_tables
+    from cbred.proxies.store import ScoreRow, ScoreStore
+
+    with ScoreStore(tmp_path / "s.db") as store:
+        rows = [
+            ScoreRow("nb201", a, "naswot", "cifar10", 64, 1, "v", "x", float(a % 97), 0.1, "cpu")
+            for a in range(15625)
+        ]
+        store.put(rows)
+        store.put([ScoreRow("nb201", 3, "naswot", "cifar10", 64, 2, "v", "x", 1.0, 0.1, "cpu")])
+    seed0, seed1 = (
+        proxy_tables([], [0], 15625)[0],
+        proxy_tables([str(tmp_path / "s.db")], [1], 15625)[0],
+    )
+    assert seed1[5] == 5.0 and seed1[100] == 3.0 and np.isfinite(seed0).sum() > 15000
+    with pytest.raises(ValueError, match="proxy seed 2 covers 1 of 15625 .* --seed 2"):
+        proxy_tables([str(tmp_path / "s.db")], [2], 15625)
+
+
+def test_undefined_scores_never_pick_a_cluster():
+    """All-NaN statistics: a clear error, not an arbitrary subspace with f = -inf."""
+    from cbred.reduce.cbred import choose_clusters
+
+    sizes = np.array([640, 10, 20])
+    with pytest.raises(ValueError, match="no cluster has a defined score"):
+        choose_clusters(np.array([np.nan, -np.inf, np.nan]), sizes, None)
+    assert choose_clusters(np.array([np.nan, 1.0, -np.inf]), sizes, None) == [1]
+    assert choose_clusters(np.array([np.nan, 1.0, -np.inf]), sizes, 1000) == [1]
+    nan = pd.Series(np.nan, index=range(15625))
+    with pytest.raises(ValueError, match="no cluster has a defined score"):
+        reduce_nb201(distance="hellinger", cluster="kmeans", scores=nan, k_values=[8])

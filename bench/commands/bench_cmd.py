@@ -10,7 +10,15 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from cbred.bench.commands.common import lazy_module
+from cbred.bench.commands.common import (
+    MAX_COUNT,
+    dataset_name,
+    lazy_module,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from cbred.reduce.names import PROXY_SECONDS, TRAIN_SECONDS
 
 ex = lazy_module("cbred.bench.experiments")  # loaded on first use: `--help` stays fast
@@ -23,8 +31,10 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    if not values or min(values) < 1 or max(values) > MAX_COUNT:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers up to {MAX_COUNT}, got {text!r}"
+        )
     return values
 
 
@@ -53,16 +63,19 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
         default=_configs(proxies),
         help=f"statistics, '+' joins an ensemble (default {proxies})",
     )
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..S-1 (default 10)")
+    parser.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..S-1 (default 10)")
     parser.add_argument("--subspace", help="also search inside this subspace (cbred reduce --out)")
     parser.add_argument(
-        "--score-data", default="cifar10", help="data set of the scoring batch (store filter)"
+        "--score-data",
+        type=dataset_name,
+        default="cifar10",
+        help="data set of the scoring batch (store filter)",
     )
-    parser.add_argument("--batch-size", type=int, default=None, help="store filter")
-    parser.add_argument("--seed", type=int, default=None, help="store filter: scoring seed")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="store filter")
+    parser.add_argument("--seed", type=seed_int, default=None, help="store filter: scoring seed")
     parser.add_argument(
         "--stat-seconds",
-        type=float,
+        type=non_negative_float,
         default=PROXY_SECONDS,
         help=f"simulated seconds per statistic evaluation (default {PROXY_SECONDS:.4f}: "
         "NASWOT's published 306.19 s per 1000)",
@@ -70,15 +83,15 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
 
 
 def _evolution(parser: argparse.ArgumentParser, population: int) -> None:
-    parser.add_argument("--population", type=int, default=population)
-    parser.add_argument("--tournament", type=int, default=5)
+    parser.add_argument("--population", type=positive_int, default=population)
+    parser.add_argument("--tournament", type=positive_int, default=5)
 
 
 def _trained(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=12000.0, help="simulated budget")
+    parser.add_argument("--seconds", type=positive_float, default=12000.0, help="simulated budget")
     parser.add_argument(
         "--train-seconds",
-        type=float,
+        type=positive_float,  # 0 s per query would make the seconds budget endless
         default=TRAIN_SECONDS,
         help=f"simulated seconds per accuracy query (default {TRAIN_SECONDS:g}; an "
         "assumption, the bundled data has no training times)",
@@ -97,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("rea", help="REA with a statistic (or accuracy) as fitness")
     _common(p, "naswot,synflow")
     _evolution(p, 20)
-    p.add_argument("--evaluations", type=int, default=1000, help="statistic evaluations")
+    p.add_argument("--evaluations", type=positive_int, default=1000, help="statistic evaluations")
     p.add_argument("--accuracy", action="store_true", help="also the trained REA baseline")
     _trained(p)
     p.set_defaults(func=run_rea)
@@ -105,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("area", help="AREA: statistic screening, then accuracy-driven REA")
     _common(p, "naswot")
     _evolution(p, 10)
-    p.add_argument("--screen", type=int, default=1000, help="architectures screened (M)")
+    p.add_argument("--screen", type=positive_int, default=1000, help="architectures screened (M)")
     _trained(p)
     p.set_defaults(func=run_area)
 
@@ -120,7 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = actions.add_parser(name, help=help_text)
         _common(p, "params,naswot,synflow,naswot+synflow,naswot+params")
         _evolution(p, 20)
-        p.add_argument("--evaluations", type=int, default=1000, help="statistic evaluations")
+        p.add_argument(
+            "--evaluations", type=positive_int, default=1000, help="statistic evaluations"
+        )
         if name == "report":
             p.add_argument("--out", required=True, help="report folder")
             _trained(p)
@@ -279,8 +294,16 @@ def run_correlation(args: argparse.Namespace) -> int:
 
 
 def run_acceptance(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.score), _subspace(args)
     n = args.evaluations
+    largest = max(args.score, key=len)
+    if n < len(largest):  # best-of-N of an ensemble spends len(config) evaluations per member
+        raise ValueError(
+            f"--evaluations {n} is fewer than the {len(largest)} statistics of the ensemble "
+            f"{'+'.join(largest)} spend on one architecture"
+        )
+    if args.action == "report" and not args.out.strip():
+        raise ValueError("--out '' names no folder; expected the report folder")
+    source, subspace = _source(args, args.score), _subspace(args)
     runs = [
         ex.bestofn_runs(source, ("naswot",), m, args.seeds, None, args.stat_seconds)
         for m in (10, 100)
@@ -308,10 +331,11 @@ def run_acceptance(args: argparse.Namespace) -> int:
     notes = _notes(args, source)
     if args.action == "report":
         runs.append(ex.trained_runs("rea", args.seconds, args.seeds, args.train_seconds))
-        path = ex.write_report(args.out, runs, source, notes)
+    _, lines = ex.acceptance(runs, n, min(len(v) for v in source.series.values()))
+    if args.action == "report":  # the same verdict in the report as on the console
+        path = ex.write_report(args.out, runs, source, notes, lines)
         print(f"report written to {path}")
     _print(runs, notes, source)
-    _, lines = ex.acceptance(runs, n, min(len(v) for v in source.series.values()))
     print()
     for line in lines:
         print(line)

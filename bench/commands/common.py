@@ -40,13 +40,95 @@ def lazy_module(name: str) -> ModuleType:
     return module
 
 
-def positive_int(text: str) -> int:
+MAX_COUNT = 2**31 - 1  # above any count a run can use; larger ones overflow numpy and SQLite
+MAX_SEED = 2**32 - 1  # numpy's, scikit-learn's and torch's seeds all take 0..2**32-1
+
+
+def _int(text: str, expected: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """A count: 1..MAX_COUNT."""
+    value = _int(text, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_COUNT}, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A count where 0 has a meaning: 0..MAX_COUNT."""
+    value = _int(text, "an integer >= 0")
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_COUNT}, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A random seed: 0..MAX_SEED, the range every library here accepts."""
+    value = _int(text, f"a seed in 0..{MAX_SEED}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..{MAX_SEED}, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def dataset_name(text: str) -> str:
+    """A data set name (``ImageNet16-120`` → ``imagenet16_120``)."""
+    from cbred.bench.dataset_names import canonical_dataset
+
+    try:
+        return canonical_dataset(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def device_name(text: str) -> str:
+    """A torch device string (cpu, cuda, cuda:1, mps, ...); torch is imported only when the
+    flag is given, so ``--help`` stays fast."""
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"expected a device such as cpu, cuda or cuda:1, got {text!r}"
+        ) from None
+    return text
+
+
+def arch_index(space: Any, text: str) -> int:
+    """The index that ``--arch TEXT`` names: an integer (checked against the space's range,
+    negative ones included) or an ``arch_str``."""
+    from cbred.reduce.space import index_of
+
+    stripped = text.strip()
+    if stripped.lstrip("+-").isdigit():
+        return index_of(space, int(stripped))
+    return index_of(space, text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -63,6 +145,7 @@ def space_parent(default: str | None = "nb201") -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--score-data",
+        type=dataset_name,
         default=None,
         help="data set of the scoring batch: cifar10, cifar100, imagenet16_120 (default: the "
         "space's own data, else cifar10)",
@@ -77,9 +160,11 @@ def scoring_parent(batch_size: int = 64) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--batch-size", type=positive_int, default=batch_size)
     parent.add_argument(
-        "--seed", type=int, default=0, help="seed of weights, batch and every random choice"
+        "--seed", type=seed_int, default=0, help="seed of weights, batch and every random choice"
     )
-    parent.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    parent.add_argument(
+        "--device", type=device_name, default=None, help="cpu or cuda (default: cpu)"
+    )
     return parent
 
 
@@ -106,6 +191,11 @@ def open_space(args: argparse.Namespace, probe: bool = True) -> Any:
             f"--channels/--cells apply to spaces with a network setting; {args.space!r} has none"
         )
     if callable(getattr(space, "batch", None)):
+        if "dataset" in setting:  # it would be ignored: the space draws its own batches
+            raise ValueError(
+                f"--score-data applies to spaces without their own batch(size, seed); "
+                f"{args.space!r} has one"
+            )
         return space
     from cbred.bench.user_space import with_data
 

@@ -6,7 +6,8 @@ import argparse
 import time
 
 import numpy as np
-from cbred.bench.commands.common import open_space, space_parent
+from cbred._files import atomic_output
+from cbred.bench.commands.common import open_space, positive_int, seed_int, space_parent
 from cbred.bench.commands.models import model_parent, trace_model
 
 
@@ -44,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", help="write the matrix to this .npy file")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--chunk", type=int, help="rows per block (default: ~64 MiB blocks)")
+    parser.add_argument(
+        "--chunk", type=positive_int, help="rows per block (default: ~64 MiB blocks)"
+    )
     parser.add_argument("--smoothing", type=float, help="pseudo-count added to op counts")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the example input")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the example input")
     parser.add_argument(
         "--edit-method", default="auto", choices=("auto", "exact", "approx"), help="for --models"
     )
@@ -88,9 +91,14 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--smoothing applies to probabilistic metrics, not {args.metric!r}")
         options["smoothing"] = args.smoothing
     start = time.perf_counter()
-    if args.space:
+    if args.space is not None:  # --space "" is a bad space, not "no space"
         from cbred.reduce.pipeline import space_features, trace_space
 
+        if args.drop_noops:
+            raise ValueError(
+                "--drop-noops applies to --models; a space's features come from the space "
+                "(NB201's identities are its skip_connect operation)"
+            )
         labels = None
         space = open_space(args, probe=False)
         if metric.inputs == "counts":
@@ -101,16 +109,29 @@ def run(args: argparse.Namespace) -> int:
             data = trace_space(space)
             options["method"] = args.edit_method
     else:
+        from cbred.cgraph import drop_noops
+
         data = [trace_model(spec, args, seed=args.seed) for spec in args.models]
+        if args.drop_noops:
+            data = [drop_noops(graph) for graph in data]
         labels = args.models
         if args.metric == "edit":
             options["method"] = args.edit_method
     prepared = time.perf_counter()
-    matrix = pairwise(
-        data, args.metric, dtype=np.dtype(args.dtype), chunk=args.chunk, out=args.out, **options
-    )
-    if isinstance(matrix, np.memmap):
-        matrix.flush()
+
+    def fill(out: object) -> np.ndarray:
+        matrix = pairwise(
+            data, args.metric, dtype=np.dtype(args.dtype), chunk=args.chunk, out=out, **options
+        )
+        if isinstance(matrix, np.memmap):
+            matrix.flush()
+        return matrix
+
+    if args.out:
+        with atomic_output(args.out) as tmp:  # the .npy appears only once it is filled
+            matrix = fill(tmp)
+    else:
+        matrix = fill(None)
     done = time.perf_counter()
     stats = summarise(matrix)
     print(f"metric           {args.metric}{' (a metric)' if metric.is_metric else ''}")

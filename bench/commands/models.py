@@ -16,19 +16,34 @@ import importlib
 import json
 from typing import Any
 
+from cbred.bench.commands.common import positive_int
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: message`` with the message's first non-empty line only (torch.fx appends the
+    graph node and hints on further lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
 
 def model_parent() -> argparse.ArgumentParser:
-    """``--input-shape``, ``--input-dtype``, ``--vocab``, ``--factory-kwargs``, ``--train``."""
+    """``--input-shape``, ``--input-dtype``, ``--vocab``, ``--factory-kwargs``, ``--train``,
+    ``--drop-noops``."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--input-shape", help="example input shape, e.g. 1,3,32,32")
     parent.add_argument(
         "--input-dtype", default="float", help="float (normal) or long (token ids < --vocab)"
     )
-    parent.add_argument("--vocab", type=int, help="vocabulary size for --input-dtype long")
+    parent.add_argument("--vocab", type=positive_int, help="vocabulary size for --input-dtype long")
     parent.add_argument(
         "--factory-kwargs", default="{}", help='keyword arguments of the factory, JSON: {"n": 10}'
     )
     parent.add_argument("--train", action="store_true", help="trace in training mode")
+    parent.add_argument(
+        "--drop-noops",
+        action="store_true",
+        help="remove kernels that compute nothing as traced (identities, eval-mode dropout)",
+    )
     return parent
 
 
@@ -51,7 +66,9 @@ def load_factory(spec: str) -> tuple[Any, Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # the user's module may fail in any way while importing
-        raise ValueError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
+        raise ValueError(
+            f"cannot import {module_name!r} for model {spec!r}: {first_line(exc)}"
+        ) from None
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise ValueError(f"{module_name!r} has no callable {attribute!r} (model {spec!r})")
@@ -73,7 +90,7 @@ def build_model(spec: str, kwargs_json: str = "{}") -> tuple[Any, Any]:
         model = factory(**kwargs)
     except Exception as exc:
         raise ValueError(
-            f"{spec}(**{kwargs}) raised {type(exc).__name__}: {exc}; pass its arguments with "
+            f"{spec}(**{kwargs}) raised {first_line(exc)}; pass its arguments with "
             "--factory-kwargs JSON"
         ) from None
     if not isinstance(model, nn.Module):
@@ -95,13 +112,18 @@ def example_input(args: argparse.Namespace, module: Any, seed: int = 0) -> Any:
         )
     shape = parse_shape(args.input_shape)
     generator = torch.Generator().manual_seed(seed)
-    if args.input_dtype == "long":
-        if not args.vocab or args.vocab < 1:
-            raise ValueError("--input-dtype long needs --vocab N (token ids are drawn below N)")
-        return torch.randint(0, args.vocab, shape, generator=generator)
-    if args.input_dtype != "float":
+    if args.input_dtype not in ("float", "long"):
         raise ValueError(f"--input-dtype must be float or long, got {args.input_dtype!r}")
-    return torch.randn(shape, generator=generator)
+    if args.input_dtype == "long" and not args.vocab:
+        raise ValueError("--input-dtype long needs --vocab N (token ids are drawn below N)")
+    try:
+        if args.input_dtype == "long":
+            return torch.randint(0, args.vocab, shape, generator=generator)
+        return torch.randn(shape, generator=generator)
+    except (RuntimeError, TypeError, OverflowError) as exc:  # too large to allocate
+        raise ValueError(
+            f"cannot make an input of --input-shape {args.input_shape!r}: {first_line(exc)}"
+        ) from None
 
 
 def trace_model(spec: str, args: argparse.Namespace, seed: int = 0, fallback: str = "eager"):
@@ -114,5 +136,5 @@ def trace_model(spec: str, args: argparse.Namespace, seed: int = 0, fallback: st
     model.train(bool(args.train))
     try:
         return trace(model, x, fallback=fallback)
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"cannot trace {spec}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # the user's forward may fail in any way on this input
+        raise ValueError(f"cannot trace {spec}: {first_line(exc)}") from None

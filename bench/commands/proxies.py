@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from cbred.bench.commands.common import open_space, scoring_parent, space_parent
+from cbred.bench.commands.common import arch_index, open_space, scoring_parent, space_parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,10 +41,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     from cbred.proxies import score_space
-    from cbred.reduce.space import index_of
 
     space = open_space(args)
-    index = index_of(space, int(args.arch) if args.arch.isdigit() else args.arch)
+    index = arch_index(space, args.arch)
     names = [n.strip() for n in args.score.split(",") if n.strip()] if args.score else None
     result = score_space(space, index, names, args.batch_size, args.seed, args.device)
     print(f"arch {index} {space.arch_str(index)}")
@@ -52,6 +51,16 @@ def run_score(args: argparse.Namespace) -> int:
         note = f"  ({result.errors[name]})" if name in result.errors else ""
         shown = f"{value:.6g}" if math.isfinite(value) else str(value)
         print(f"{name:<18}{shown:>16}{note}")
-    passes = ", ".join(f"{p}={result.seconds['pass:' + p]:.3f}s" for p in result.passes)
+    # where the code-reading statistics read their codes; statistics with the same sites
+    # share a line
+    by_sites: dict[tuple[tuple[str, int], ...], list[str]] = {}
+    for name, sites in result.code_sites.items():
+        by_sites.setdefault(tuple(sites.items()), []).append(name)
+    for sites, names in by_sites.items():
+        read = ", ".join(f"{site} x{calls}" for site, calls in sites) or "none"
+        print(f"codes read by {', '.join(names)}: {read}")
+    # a pass that failed has no time: its statistics are NaN with the reason beside them
+    timed = [(p, result.seconds.get(f"pass:{p}")) for p in result.passes]
+    passes = ", ".join(f"{p}={s:.3f}s" if s is not None else f"{p} failed" for p, s in timed)
     print(f"passes: {passes or 'none'}; total {result.seconds['total']:.3f} s")
     return 0

@@ -11,7 +11,13 @@ import argparse
 import time
 
 import numpy as np
-from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
+from cbred.bench.commands.common import (
+    non_negative_int,
+    open_space,
+    positive_int,
+    scoring_parent,
+    space_parent,
+)
 from cbred.bench.dataset_names import DATASETS
 from cbred.reduce.names import (
     ALLOCATIONS,
@@ -24,14 +30,17 @@ from cbred.reduce.names import (
 from cbred.reduce.space import space_name
 
 
-def _k_range(text: str) -> list[int]:
-    """``8`` (fixed K) or ``2:30`` (candidates 2..30 inclusive)."""
+def _k_range(text: str) -> range:
+    """``8`` (fixed K) or ``2:30`` (candidates 2..30 inclusive), as a range: ``2:10**11``
+    costs nothing until it is checked against the number of points."""
     low, sep, high = text.partition(":")
     try:
-        values = list(range(int(low), int(high) + 1)) if sep else [int(low)]
+        values = range(int(low), int(high) + 1) if sep else range(int(low), int(low) + 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected K or LOW:HIGH, got {text!r}") from None
-    if not values or min(values) < 2:
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected LOW <= HIGH in LOW:HIGH, got {text!r}")
+    if values[0] < 2:
         raise argparse.ArgumentTypeError(f"K must be at least 2, got {text!r}")
     return values
 
@@ -91,7 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--eta", type=float, nargs="+", help="spectral affinity scale(s) (default: quantiles)"
     )
-    parser.add_argument("--neighbors", type=int, help="spectral: k-NN affinity graph instead")
+    parser.add_argument(
+        "--neighbors", type=positive_int, help="spectral: k-NN affinity graph instead"
+    )
     parser.add_argument("--criterion", choices=CRITERIA, default="silhouette")
     parser.add_argument("--score", default="naswot", help="training-free statistic")
     parser.add_argument(
@@ -113,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--f", default="median", help="cluster scoring function, e.g. q0.75")
     parser.add_argument(
         "--m",
-        type=int,
+        type=non_negative_int,
         help="members scored per cluster (0 = all; default all from a table, "
         f"{LIVE_MEMBERS} when computed live)",
     )
@@ -129,6 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cbred._files import output_folder
     from cbred.reduce.cluster import make_clusterer
     from cbred.reduce.pipeline import (
         ProxyScorer,
@@ -144,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         args.cluster = "kmedoids" if args.distance == "edit" else "kmeans"
     if not args.out.endswith((".json", ".csv")):
         raise ValueError(f"--out {args.out!r} must end in .json or .csv")
+    if args.report:
+        output_folder(args.report)  # a file in the way fails now, not after the work
     total = time.perf_counter()
     space = open_space(args)
     start = time.perf_counter()
@@ -175,9 +189,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         m = args.m or None
     fixed = args.k is not None and len(args.k) == 1
-    if args.k is not None and max(args.k) > len(points):
+    if args.k is not None and args.k[-1] > len(points):
         raise ValueError(
-            f"--k {max(args.k)} is more than the {len(points)} distinct points of the space"
+            f"--k {args.k[-1]} is more than the {len(points)} distinct points of the space"
         )
     params: dict[str, object] = {"seed": args.seed}
     if fixed:
@@ -188,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             params["eta"] = args.eta[0]
     elif args.neighbors is not None:
         raise ValueError(f"--neighbors applies to spectral clustering, not {args.cluster}")
-    k_values = None if fixed else (args.k or list(default_k(len(space))))
+    k_values = None if fixed else list(args.k or default_k(len(space)))
     reduction = reduce_space(
         space,
         distance=args.distance,

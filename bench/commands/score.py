@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
+from cbred.bench.commands.common import (
+    open_space,
+    positive_float,
+    positive_int,
+    scoring_parent,
+    space_parent,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,15 +22,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Scores architectures into a SQLite store; a re-run computes only what is "
         "missing. Use --workers for a local process pool or --ray ADDRESS for a Ray cluster.",
     )
-    parser.add_argument("--score", required=True, help="comma-separated statistic names")
+    parser.add_argument(
+        "--score", help="comma-separated statistic names (required unless only --merge)"
+    )
     parser.add_argument(
         "--sample", type=positive_int, help="score a seeded uniform sample of this size"
     )
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample")
     parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     parser.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address, or 'local'")
-    parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument("--chunk-size", type=positive_int, default=8)
     parser.add_argument("--store", default="scores.db", help="SQLite score store")
+    parser.add_argument(
+        "--merge", nargs="+", default=[], metavar="DB", help="merge these stores into --store first"
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="recompute architectures whose stored values are failures (NaN with a reason)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds to wait for another process's write lock on the store (default 60)",
+    )
     parser.add_argument("--export", help="also write the store's rows to .parquet or .csv")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
@@ -35,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     from cbred.proxies.executors import make_executor
     from cbred.proxies.store import ScoreStore
 
+    if not args.score and not args.merge:
+        raise ValueError("--score is required (comma-separated statistic names)")
+    with ScoreStore(args.store, timeout=args.lock_timeout) as store:
+        for other in args.merge:
+            print(f"merged {store.merge(other)} rows of {other} into {args.store}")
+    if not args.score:
+        return 0
     space = open_space(args)
     job = ScoreJob(
         tuple(p.strip() for p in args.score.split(",") if p.strip()),
@@ -51,13 +80,17 @@ def run(args: argparse.Namespace) -> int:
         else np.random.default_rng(args.sample_seed).choice(len(space), args.sample, False)
     )
     executor = make_executor(args.workers, args.ray)
-    with ScoreStore(args.store) as store:
+    with ScoreStore(args.store, timeout=args.lock_timeout) as store:
         summary = run_scoring(
-            store, job, list(archs), executor, args.chunk_size, progress=not args.no_progress
+            store,
+            job,
+            list(archs),
+            executor,
+            args.chunk_size,
+            progress=not args.no_progress,
+            retry_failed=args.retry_failed,
         )
         print(summary)
-        if summary.failed_chunks:
-            print(f"{len(summary.failed_chunks)} chunks failed after retries; re-run to retry")
         if args.export:
             print(f"exported to {store.export(args.export, space=job.space_name)}")
     return 1 if summary.failed_chunks else 0

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cbred.bench.commands.common import open_space, positive_int, scoring_parent, space_parent
+from cbred._files import write_text
+from cbred.bench.commands.common import (
+    open_space,
+    positive_int,
+    scoring_parent,
+    seed_int,
+    space_parent,
+)
 from cbred.bench.dataset_names import DATASETS, canonical_dataset
 from cbred.bench.tenas.config import TenasConfig
 
@@ -81,8 +88,23 @@ def _objective(args: argparse.Namespace, space: Any) -> tuple[Any, str]:
     shipped = None if live_only else space_score_table(space, args.score)
     if shipped is not None and len(shipped) == len(space):
         return TableObjective(args.score, shipped), "shipped score table"
-    live = LiveProxyObjective(args.score, space, args.batch_size, args.seed)
+    live = LiveProxyObjective(args.score, space, args.batch_size, args.seed, device=args.device)
     return live, "live"
+
+
+def _check_dataset(space: Any, dataset: str) -> None:
+    """Fail now on a ``--dataset`` the space's accuracies do not know, rather than report
+    "accuracy unavailable" after the search; a space without ground truth passes."""
+    accuracy = getattr(space, "accuracy", None)
+    if not callable(accuracy):
+        return
+    try:
+        accuracy(0, dataset)
+    except (ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ValueError(f"--dataset {dataset!r}: {message}") from None
+    except FileNotFoundError:
+        pass  # no ground truth on this machine: the search runs, the accuracy is unavailable
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -97,13 +119,10 @@ def run_search(args: argparse.Namespace) -> int:
     from cbred.reduce.subspace import Subspace
 
     space = open_space(args)
+    _check_dataset(space, args.dataset)
     where: Any = space
     if args.subspace:
-        path = Path(args.subspace)
-        if not path.is_file():
-            raise FileNotFoundError(f"--subspace {args.subspace!r} does not exist")
-        loader = Subspace.from_csv if path.suffix == ".csv" else Subspace.from_json
-        where = loader(path, space)
+        where = Subspace.from_file(args.subspace, space)
     objective, origin = _objective(args, space)
     budget = Budget(evaluations=args.evaluations)
     if args.method == "bestofn":
@@ -172,7 +191,7 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"accuracy         unavailable: {unavailable}")
     if args.out:
         report["history"] = result.history.to_dict(orient="list")
-        Path(args.out).write_text(json.dumps(report, indent=1, default=float) + "\n")
+        write_text(args.out, json.dumps(report, indent=1, default=float) + "\n")
         print(f"result           -> {args.out}")
     return 0
 
@@ -187,7 +206,7 @@ def register_tenas(actions: argparse._SubParsersAction) -> None:
         "classifier width and the data set whose benchmark accuracy is reported.",
     )
     p.add_argument("--dataset", default="cifar10", help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of every random choice")
     p.add_argument(
         "--repeats", type=_positive, default=_DEFAULTS.repeats, help="measurements averaged"
     )
@@ -255,10 +274,10 @@ def run_tenas(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         drop_none=not args.keep_none,
     )
+    space = NB201Space()
+    truth = load_ground_truth(args.nats_path, space)  # a bad --nats-path fails before the search
     torch.set_num_threads(args.threads)
     result = tenas_search(args.seed, dataset, config)
-    space = NB201Space()
-    truth = load_ground_truth(args.nats_path, space)
     accuracy = {d: truth.accuracy(result.arch, d) for d in DATASETS}
     if args.json:
         out = {**result.to_dict(), "index": space.index(result.arch), "dataset": dataset}

@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 import numpy as np
+from cbred.bench.commands.common import arch_index
 from cbred.bench.dataset_names import DATASETS
-from cbred.reduce.space import index_of, load_space, space_name
+from cbred.reduce.space import load_space, space_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +83,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_arch(args: argparse.Namespace) -> int:
     space = load_space(args.space, probe=False)
-    index = index_of(space, int(args.arch) if args.arch.lstrip("-").isdigit() else args.arch)
+    index = arch_index(space, args.arch)
     print(f"index            {index}")
     print(f"arch             {space.arch_str(index)}")
     arch = getattr(space, "arch", None)

@@ -23,9 +23,15 @@ Definitions, for distributions p and q:
 
 Smoothing: ``smoothing = α ≥ 0`` adds the pseudo-count α to every entry of a row
 *as given* before normalising, ``p_k = (x_k + α) / (Σx + Pα)`` (Lidstone; α = 1 is
-Laplace, α = 0.5 Jeffreys-Perks).  α is in the units of the input, so use a count
-such as 0.5 for histograms and a small number such as 1e-6 for rows that already
-sum to 1.  Hellinger and JS are finite without it; KL defaults to α = 0.5.
+Laplace, α = 0.5 Jeffreys-Perks), over the P columns that some row of the input
+uses: a column that every row leaves at 0 (an op type none of the compared networks
+runs) gets no pseudo-count and stays out of every distance.  So extending the
+vocabulary, which appends columns no existing network uses, changes no distance
+between existing networks; comparing a network that uses a new type with the others
+does (that type is then a column of the comparison).  α is in the units of the
+input, so use a count such as 0.5 for histograms and a small number such as 1e-6
+for rows that already sum to 1.  Hellinger and JS are finite without it; KL
+defaults to α = 0.5.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ KL_DEFAULT_SMOOTHING = 0.5
 
 
 def to_distributions(counts: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-    """Normalise non-negative rows to sum 1 after adding the pseudo-count ``smoothing``.
+    """Normalise non-negative rows to sum 1 after adding the pseudo-count ``smoothing`` to
+    the columns that some row uses (columns that are 0 in every row stay 0).
 
     Raises ValueError for a non-2-D, negative or non-finite input, a negative
     smoothing, or a row that sums to zero (an empty histogram has no distribution).
@@ -53,7 +60,7 @@ def to_distributions(counts: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
         raise ValueError(f"counts must be non-negative, found minimum {x.min()}")
     if not (np.isfinite(smoothing) and smoothing >= 0):
         raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing}")
-    x = x + smoothing
+    x = x + smoothing * x.any(axis=0)
     totals = x.sum(axis=1, keepdims=True)
     empty = np.flatnonzero(totals[:, 0] <= 0)
     if empty.size:
@@ -203,6 +210,7 @@ def kl_matrix(
     the divergence would then be infinite.
     """
     p = to_distributions(counts, smoothing)
+    p = p[:, p.any(axis=0)]  # a column no row uses adds 0 to every divergence
     if np.any(p <= 0):
         raise ValueError(
             "symmetric KL is infinite for distributions with zero entries; "

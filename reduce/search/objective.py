@@ -109,6 +109,7 @@ class LiveProxyObjective:
     batch_size: int = 64
     seed: int = 0
     cost: float = PROXY_SECONDS
+    device: str | None = None
     direction: str = field(init=False)
     cache: dict[int, float] = field(init=False, default_factory=dict)
 
@@ -121,7 +122,9 @@ class LiveProxyObjective:
 
         index = int(index)
         if index not in self.cache:
-            result = score_space(self.space, index, [self.name], self.batch_size, self.seed)
+            result = score_space(
+                self.space, index, [self.name], self.batch_size, self.seed, self.device
+            )
             self.cache[index] = float(result.values[self.name])
         return self.cache[index]
 

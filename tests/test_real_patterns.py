@@ -1,0 +1,287 @@
+"""Patterns of real models (issue #17), one tiny model each, with the behaviour asserted.
+
+Every model is traced (fx, eval mode, as ``cbred trace`` does) and checked: the graph is
+valid, its parameter count is the model's, its FLOPs are what
+``torch.utils.flop_counter.FlopCounterMode`` counts (÷2: multiply-accumulates; the layers
+have no bias, which the counter leaves out and the graph counts), its kernel types are
+the expected ones and none is ``other``, and NASWOT is finite, with the activations it read
+named.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from cbred import proxies
+from cbred.bench.cli import main
+from cbred.cgraph import drop_noops, trace
+from cbred.cgraph.graph import INPUT
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+class ReLU6SE(nn.Module):
+    """MobileNetV3-style: depthwise-separable convs with ReLU6 and a hard-sigmoid SE gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(3, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False))
+        self.act = nn.ReLU6()
+        self.squeeze, self.excite = nn.Linear(16, 4, bias=False), nn.Linear(4, 16, bias=False)
+        self.gate = nn.Hardsigmoid()
+        self.head = nn.Linear(16, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.dw(self.act(self.expand(x))))
+        s = self.excite(F.relu6(self.squeeze(x.mean((2, 3)))))
+        x = x * self.gate(s)[:, :, None, None]
+        return self.head(x.mean((2, 3)))
+
+
+class SmoothActs(nn.Module):
+    """EfficientNet/ViT activations: SiLU after a conv, GELU in an MLP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.SiLU()
+        self.mlp = nn.Sequential(
+            nn.Linear(8, 16, bias=False), nn.GELU(), nn.Linear(16, 10, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.act(self.conv(x)).mean((2, 3)))
+
+
+class FunctionalReLU(nn.Module):
+    """ReLU called as ``F.relu``: no activation module at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.fc = nn.Linear(8, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class Bookkeeping(nn.Module):
+    """timm-style placeholders: ``nn.Identity`` where a block is switched off, dropout
+    before the head (inactive in eval mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU()
+        self.se, self.drop_path = nn.Identity(), nn.Identity()
+        self.drop, self.fc = nn.Dropout(0.2), nn.Linear(8, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv(x))
+        x = x + self.drop_path(self.se(x))
+        return self.fc(self.drop(x.mean((2, 3))))
+
+
+class EinsumAttention(nn.Module):
+    """Modern token mixing: RMSNorm, einsum attention, a rolled (shifted) window, GELU MLP."""
+
+    def __init__(self, dim: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.RMSNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(dim, 32, bias=False), nn.GELU())
+        self.head = nn.Linear(32, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = torch.roll(self.norm(x), shifts=1, dims=1)
+        q, k, v = self.qkv(h).reshape(b, n, 3, self.heads, d // self.heads).unbind(2)
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d // self.heads)
+        mixed = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v).reshape(b, n, d)
+        x = x + self.proj(F.rms_norm(mixed, (d,)))
+        return self.head(self.mlp(x).mean(1))
+
+
+class WrappedAttention(nn.Module):
+    """A transformer block around ``nn.MultiheadAttention`` (one ``attention`` kernel)."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, 2, bias=False, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 32, bias=False), nn.GELU())
+        self.head = nn.Linear(32, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x + self.attn(x, x, x)[0])
+        return self.head(self.mlp(x).mean(1))
+
+
+class TokenModel(nn.Module):
+    """A tiny language model: token ids in, embedding, RMSNorm, ReLU MLP, logits out."""
+
+    def __init__(self, vocab: int = 50, dim: int = 16) -> None:
+        super().__init__()
+        self.embed, self.norm = nn.Embedding(vocab, dim), nn.RMSNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 32, bias=False), nn.ReLU())
+        self.out = nn.Linear(32, vocab, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mlp(self.norm(self.embed(tokens))))
+
+
+IMAGE = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+TOKENS_IN = torch.randn(4, 6, 16, generator=torch.Generator().manual_seed(0))
+TOKEN_IDS = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(0))
+
+# model, example input, kernel types it must have, activation sites NASWOT must read
+PATTERNS = {
+    "relu6": (
+        ReLU6SE,
+        IMAGE,
+        {"relu6", "hardsigmoid", "dwconv3x3", "conv1x1"},
+        {"ReLU6": 2, "F.relu6": 1},
+    ),
+    "silu_gelu": (SmoothActs, IMAGE, {"silu", "gelu", "conv3x3"}, {"SiLU": 1, "GELU": 1}),
+    "functional_relu": (FunctionalReLU, IMAGE, {"relu", "conv3x3"}, {"F.relu": 2}),
+    "identity_dropout": (Bookkeeping, IMAGE, {"identity", "dropout"}, {"ReLU": 1}),
+    "einsum_attention": (
+        EinsumAttention,
+        TOKENS_IN,
+        {"einsum", "roll", "rms_norm", "softmax", "gelu"},
+        {"GELU": 1},
+    ),
+    "wrapped_attention": (WrappedAttention, TOKENS_IN, {"attention", "gelu"}, {"GELU": 1}),
+    "token_input": (TokenModel, TOKEN_IDS, {"embedding", "rms_norm", "relu"}, None),
+}
+
+
+def _built(name: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    factory, x = PATTERNS[name][:2]
+    return factory().eval(), x
+
+
+def _counted_macs(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...]) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*x) if isinstance(x, tuple) else model(x)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("name", PATTERNS)
+def test_traced_valid_with_the_models_params_and_flops(name: str) -> None:
+    model, x = _built(name)
+    graph = trace(model, x, fallback="error")
+    graph.validate()
+    assert graph.summary().params == sum(p.numel() for p in model.parameters())
+    assert graph.summary().flops == _counted_macs(model, x)
+    ops = set(graph.kernel_ops)
+    assert PATTERNS[name][2] <= ops
+    assert "other" not in ops, [t for t, op in zip(graph.kernel_target, graph.kernel_ops)]
+
+
+@pytest.mark.parametrize("name", [n for n, entry in PATTERNS.items() if entry[3] is not None])
+def test_naswot_is_finite_and_names_the_activations_it_read(name: str) -> None:
+    model, x = _built(name)
+    labels = torch.arange(len(x)) % 10
+    result = proxies.score(model, (x, labels), ["naswot", "linear_regions"], seed=0)
+    assert math.isfinite(result["naswot"]), result.errors
+    assert result.code_sites["naswot"] == PATTERNS[name][3]
+    assert result.code_sites["linear_regions"] == PATTERNS[name][3]
+
+
+def test_identities_and_eval_dropout_are_dropped_on_request() -> None:
+    model, x = _built("identity_dropout")
+    graph = trace(model, x)
+    dropped = trace(model, x, drop_noops=True)
+    dropped.validate()
+    assert graph.kernel_ops.count("identity") == 2 and graph.kernel_ops.count("dropout") == 1
+    assert {"identity", "dropout"}.isdisjoint(dropped.kernel_ops)
+    assert dropped.num_kernels == graph.num_kernels - 3
+    assert dropped.summary().params == graph.summary().params
+    assert dropped.summary().flops == graph.summary().flops
+    # in training mode the dropout drops: it stays
+    assert "dropout" in trace(model.train(), x, drop_noops=True).kernel_ops
+
+
+def test_einsum_counts_what_bmm_counts() -> None:
+    class Products(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return torch.einsum("bij,bjk->bik", a, b), torch.bmm(a, b)
+
+    a, b = torch.randn(3, 4, 5), torch.randn(3, 5, 6)
+    graph = trace(Products(), (a, b))
+    assert graph.kernel_ops == ["einsum", "matmul"]
+    assert graph.kernel_flops[0] == graph.kernel_flops[1] == 3 * 4 * 5 * 6
+    assert graph.kernel_attrs[0] == {"equation": "bij,bjk->bik"}
+    assert graph.summary().flops == _counted_macs(Products(), (a, b))
+
+
+def test_wrapped_attention_counts_projections_and_products() -> None:
+    class Attend(nn.Module):  # with biases, which FlopCounterMode leaves out: by hand
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    x = TOKENS_IN
+    graph = trace(Attend().eval(), x, fallback="error")
+    batch, length, dim = x.shape
+    per_sample = 4 * length * dim * dim + 2 * length * length * dim + 4 * length * dim
+    assert graph.kernel_ops == ["attention"]
+    assert graph.summary().flops == batch * per_sample
+
+
+def test_token_input_is_an_int64_array_read_by_the_embedding() -> None:
+    model, x = _built("token_input")
+    graph = trace(model, x)
+    (inp,) = np.flatnonzero(graph.mem_kind == INPUT)
+    assert graph.mem_dtype[inp] == "int64" and graph.mem_shape[inp] == (2, 6)
+    first_reader = graph.reads[graph.reads[:, 0] == inp, 1]
+    assert [graph.kernel_ops[k] for k in first_reader] == ["embedding"]
+
+
+def test_no_activation_gives_nan_with_the_reason_and_no_sites() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    result = proxies.score(model, (IMAGE, torch.arange(4)), ["naswot", "linear_regions", "tcet"])
+    assert math.isnan(result["naswot"]) and "calls no activation" in result.errors["naswot"]
+    assert result.code_sites["naswot"] == {} and result.code_sites["linear_regions"] == {}
+    assert result.code_sites["tcet"] == {"Linear input": 1}  # tcet codes weight-layer inputs
+
+
+def test_cli_prints_the_sites_and_drops_noops(capsys) -> None:
+    argv = ["proxies", "score", "--arch", "0", "--score", "naswot,linear_regions,snip"]
+    assert main([*argv, "--channels", "2", "--cells", "1", "--batch-size", "4"]) == 0
+    assert "codes read by naswot, linear_regions: ReLU x" in capsys.readouterr().out
+    spec = ["test_real_patterns:Bookkeeping", "--input-shape", "2,3,8,8"]
+    assert main(["trace", "--model", *spec]) == 0
+    assert "identity:2" in capsys.readouterr().out
+    assert main(["trace", "--model", *spec, "--drop-noops"]) == 0
+    assert "identity" not in capsys.readouterr().out
+    models = ["test_real_patterns:Bookkeeping", "test_real_patterns:NoBookkeeping"]
+    assert main(["distance", "--models", *models, "--input-shape", "2,3,8,8", "--drop-noops"]) == 0
+    assert "zero pairs 1" in capsys.readouterr().out
+    assert main(["distance", "--space", "nb201", "--drop-noops"]) == 2
+    assert "--drop-noops applies to --models" in capsys.readouterr().err
+
+
+class NoBookkeeping(Bookkeeping):
+    """:class:`Bookkeeping` without its identities and dropout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv(x))
+        return self.fc((x + x).mean((2, 3)))
+
+
+def test_the_pass_makes_the_two_writings_equal() -> None:
+    with_noops, without = trace(Bookkeeping().eval(), IMAGE), trace(NoBookkeeping().eval(), IMAGE)
+    assert not np.array_equal(with_noops.op_histogram(), without.op_histogram())
+    np.testing.assert_array_equal(drop_noops(with_noops).op_histogram(), without.op_histogram())
