@@ -185,8 +185,9 @@ def _shipped(name: str, dataset: str, batch_size: int | None, seed: int | None):
 
 
 def load_subspace(path: str | os.PathLike[str]) -> Subspace:
-    """A subspace written by ``cbred reduce`` (.json or .csv)."""
-    return Subspace.from_file(path)
+    """A subspace of NB201 written by ``cbred reduce`` (.json or .csv); a subspace of
+    another space is an error (its indices would be read as NB201's)."""
+    return Subspace.from_file(path, default_space())
 
 
 # ---------------------------------------------------------------------------- runs
@@ -575,7 +576,7 @@ def gap_evidence(runs: Sequence[Runs], corr: pd.DataFrame) -> list[str]:
     for run in runs:
         if not run.label.startswith("naswot best-of-") or "subspace" in run.label:
             continue
-        n = int(run.label.split("-")[-1])
+        n = int(run.label.removeprefix("naswot best-of-").split()[0])  # "10 (stopped ...)"
         distinct = run.rows["index"].nunique()
         seeds = run.rows["seed"].nunique()
         if n > 0.2 * run.coverage:

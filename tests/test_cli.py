@@ -204,6 +204,10 @@ TINY = "sweep_space.py:SPACE"
         # --space '' was taken for "no --space": a TypeError/AttributeError traceback
         (["distance", "--space", "", "--metric", "js"], "--space ''"),
         (["trace", "--space", "", "--arch", "0"], "--space ''"),
+        # a subspace of another space was read as NB201 indices: a silent wrong answer
+        (["bench", "bestofn", "--seeds", "1", "--subspace", "tiny_sub.json"], "not of 'nb201'"),
+        # --help suggested q0.75, which was rejected only after the features were computed
+        (["reduce", "--space", TINY, "--f", "q0.75"], "argument --f"),
         # a file that is not a NATS-Bench file; TE-NAS checks it before its search
         (["space", "info", "nb201", "--nats-path", "junk.db"], "cannot be read"),
         (["search", "tenas", "--nats-path", "junk.db"], "cannot be read"),
@@ -252,3 +256,12 @@ def test_a_cuda_index_beyond_the_devices_is_a_value_error(monkeypatch):
     assert resolve_device("cuda:0", torch.device("cpu")) == torch.device("cuda:0")
     with pytest.raises(ValueError, match="not a torch device"):
         resolve_device("nope", torch.device("cpu"))
+
+
+def test_bench_best_of_n_beyond_a_small_table(sweep_files, capsys):
+    """N above a table's 6 architectures: the run says it stopped short (its label used to
+    break the gap notes: "invalid literal for int() ... '100 (stopped after 6 ...)'")."""
+    argv = ["bench", "bestofn", "--seeds", "2", "--scores", "tiny_scores.csv", "--n", "100"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "stopped after 6 of 100 evaluations" in out and "N=[100] exceed 20%" in out

@@ -333,6 +333,12 @@ def test_merge_into_itself_is_refused_at_once(tmp_path):
             a.merge(tmp_path / "junk.db")
 
 
+def test_a_store_that_cannot_be_opened_names_its_path(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=r"cannot open score store '.*afile/s\.db': unable to"):
+        ScoreStore(tmp_path / "afile" / "s.db")  # sqlite's message alone names no path
+
+
 def test_store_in_unwritable_place_is_one_clear_error(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()

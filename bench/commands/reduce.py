@@ -45,6 +45,17 @@ def _k_range(text: str) -> range:
     return values
 
 
+def _scoring(text: str) -> str:
+    """A cluster scoring function's name, checked (``quantile:0.75``, not ``q0.75``)."""
+    from cbred.reduce.scoring import parse_scoring
+
+    try:
+        parse_scoring(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _budget(text: str) -> float | int:
     try:
         value = float(text)
@@ -121,7 +132,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="uniform",
         help="how --evaluations are spread: evenly, or by successive halving over clusters",
     )
-    parser.add_argument("--f", default="median", help="cluster scoring function, e.g. q0.75")
+    parser.add_argument(
+        "--f",
+        type=_scoring,
+        default="median",
+        help="cluster scoring function: median, mean_rank, quantile:Q or share_above:Q "
+        "(0 < Q < 1), e.g. quantile:0.75",
+    )
     parser.add_argument(
         "--m",
         type=non_negative_int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from cbred.bench.commands.common import (
@@ -10,6 +11,7 @@ from cbred.bench.commands.common import (
     positive_float,
     positive_int,
     scoring_parent,
+    seed_int,
     space_parent,
 )
 
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sample", type=positive_int, help="score a seeded uniform sample of this size"
     )
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample")
+    parser.add_argument("--sample-seed", type=seed_int, default=0, help="seed of --sample")
     parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     parser.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address, or 'local'")
     parser.add_argument("--chunk-size", type=positive_int, default=8)
@@ -47,9 +49,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=60.0,
         help="seconds to wait for another process's write lock on the store (default 60)",
     )
-    parser.add_argument("--export", help="also write the store's rows to .parquet or .csv")
+    parser.add_argument(
+        "--export", type=export_path, help="also write the store's rows to .parquet or .csv"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
+
+
+def export_path(text: str) -> str:
+    """An export file: ``.parquet`` or ``.csv`` in an existing folder (checked before any
+    scoring, so a bad path never costs a run)."""
+    path = Path(text)
+    if path.suffix not in (".parquet", ".csv"):
+        raise argparse.ArgumentTypeError(f"expected a .parquet or .csv file, got {text!r}")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; expected a file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder of {text!r} does not exist")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
