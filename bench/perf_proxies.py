@@ -24,21 +24,13 @@ from cbred.bench.datasets import get_batch
 from cbred.bench.nb201 import NB201Space
 from cbred.bench.nb201_proxies import nb201_model
 from cbred.proxies import available_proxies, score
+from cbred.proxies.recent import RECENT
 
 SUITE = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot")
 # The same suite without GraSP, whose double backward alone costs most of the suite.
 SUITE_NO_GRASP = tuple(s for s in SUITE if s != "grasp")
 # MeCo, Zen-score, SWAP and AZ-NAS's components: four passes (meco, zen, main, aznas) for eight.
-SUITE_RECENT = (
-    "meco",
-    "meco_opt",
-    "zen",
-    "swap",
-    "swap_reg",
-    "az_expressivity",
-    "az_progressivity",
-    "az_trainability",
-)
+SUITE_RECENT = RECENT
 SUITES = (SUITE, SUITE_NO_GRASP, SUITE_RECENT)
 TARGET_RATIO = 1 / 3
 

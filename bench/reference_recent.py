@@ -45,20 +45,12 @@ import torch
 from cbred.bench.nb201 import NB201Space
 from cbred.proxies import score
 from cbred.proxies.passes import seeded
+from cbred.proxies.recent import RECENT
 from cbred.proxies.recent_passes import MECO_OPT_CHANNELS
 from scipy.stats import spearmanr
 from torch import nn
 
-STATISTICS = (
-    "meco",
-    "meco_opt",
-    "zen",
-    "swap",
-    "swap_reg",
-    "az_expressivity",
-    "az_progressivity",
-    "az_trainability",
-)
+STATISTICS = RECENT
 SWAP_MU, SWAP_SIGMA = 1000.0, 1.0e6  # cbred's registered swap_reg
 
 

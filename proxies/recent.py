@@ -37,6 +37,17 @@ MECO = (
 )
 ZEN = "Lin et al., Zen-NAS: A Zero-Shot NAS for High-Performance Image Recognition, ICCV 2021"
 SWAP = "Peng et al., SWAP-NAS: Sample-Wise Activation Patterns for Ultra-fast NAS, ICLR 2024"
+RECENT = (
+    "meco",
+    "meco_opt",
+    "zen",
+    "swap",
+    "swap_reg",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
+)
+"""The statistics this module registers, in the order tables print them."""
 AZNAS = "Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, CVPR 2024"
 
 

@@ -15,7 +15,7 @@ from cbred import proxies
 from cbred.bench.datasets import get_batch
 from cbred.bench.nb201_proxies import nb201_model
 from cbred.proxies.ensemble import AZ_MEMBERS, az_nas, log_rank
-from cbred.proxies.recent import swap_regularised
+from cbred.proxies.recent import RECENT, swap_regularised
 from cbred.proxies.recent_passes import (
     az_terms,
     block_sequence,
@@ -26,16 +26,6 @@ from scipy.stats import rankdata
 from torch import nn
 
 torch.set_num_threads(1)
-RECENT = (
-    "meco",
-    "meco_opt",
-    "zen",
-    "swap",
-    "swap_reg",
-    "az_expressivity",
-    "az_progressivity",
-    "az_trainability",
-)
 ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
     "+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|"
