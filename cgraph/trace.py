@@ -111,7 +111,8 @@ def _record(model: nn.Module, inputs: tuple[torch.Tensor, ...], fallback: str) -
     try:
         graph = _LeafTracer().trace(model, concrete_args=_defaults_after(model, len(inputs)))
     except Exception as exc:  # fx raises TraceError, TypeError, ... depending on the construct
-        message = f"torch.fx cannot trace {type(model).__name__}: {exc}{_user_line(exc)}"
+        where = _user_line(exc) or _forward_line(model)
+        message = f"torch.fx cannot trace {type(model).__name__}: {exc}{where}"
         if fallback == "error":
             raise TraceError(message) from exc
         warnings.warn(
@@ -137,6 +138,18 @@ def _user_line(exc: BaseException) -> str:
         return ""
     frame = frames[-1]
     return f" (at {frame.filename}:{frame.lineno}: {frame.line})"
+
+
+def _forward_line(model: nn.Module) -> str:
+    """`` (in Class.forward at file:line)`` where the traceback has no frame of the user's:
+    fx failed on the forward's signature itself (a decorated forward, ``**kwargs``: "co_varnames
+    is too small"), so its definition is the line to look at."""
+    forward = inspect.unwrap(type(model).forward)
+    try:
+        path, line = inspect.getsourcefile(forward), inspect.getsourcelines(forward)[1]
+    except (OSError, TypeError):
+        return ""
+    return f" (in {type(model).__qualname__}.forward at {path}:{line})"
 
 
 def _run_preserving(model: nn.Module, run: Callable[[], _Recorder]) -> _Recorder:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 
@@ -183,6 +185,37 @@ class Branchy(nn.Module):
 def test_data_dependent_model_error_names_the_line():
     with pytest.raises(TraceError, match=r"if y\.sum\(\) > 0"):
         trace(Branchy(1.0), torch.randn(1, 3, 4, 4), fallback="error")
+
+
+def _passes_through(forward):
+    @functools.wraps(forward)
+    def wrapper(*args, **kwargs):
+        return forward(*args, **kwargs)
+
+    return wrapper
+
+
+class Decorated(nn.Module):
+    """A forward behind a decorator, as many libraries write them: fx fails on the
+    signature ("co_varnames is too small") with no frame of the model's in the traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    @_passes_through
+    def forward(self, x, mask=None, **kwargs):
+        return self.fc(x).relu()
+
+
+def test_a_failure_without_a_user_frame_names_the_forward():
+    line = inspect.getsourcelines(inspect.unwrap(Decorated.forward))[1]
+    with pytest.warns(
+        TraceFallbackWarning, match=rf"Decorated\.forward at .*test_cgraph_trace\.py:{line}"
+    ):
+        graph = trace(Decorated(), torch.randn(2, 4))
+    graph.validate()
+    assert graph.kernel_ops == ["linear", "relu"]
 
 
 @pytest.mark.parametrize(("bias", "branch"), [(1.0, "relu"), (-1.0, "sigmoid")])
