@@ -82,3 +82,56 @@ def test_correlation_reference_cells_change_fisher(tmp_path) -> None:
         assert correlation.main(args) == 0
         runs[bool(flag)] = pd.read_csv(out).set_index("index")
     assert not np.allclose(runs[True]["fisher"], runs[False]["fisher"])
+
+
+def test_reference_linear_regions_smoke_runs_cbred_alone(capsys) -> None:
+    from cbred.bench import reference_linear_regions
+
+    assert reference_linear_regions.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "threads=1" in out and "median" in out and "input (32, 1, 3, 3)" in out
+
+
+_FAKE_COUNTER = '''
+class LinearRegionCount:
+    pass
+
+
+class Linear_Region_Collector:
+    """A stand-in with the reference's interface: distinct rows of the ReLU outputs' signs."""
+
+    def __init__(self, input_size, sample_batch):
+        self.input_size, self.sample_batch, self.seen = input_size, sample_batch, []
+
+    def reinit(self, models):
+        self.model = models[0]
+        for m in self.model.modules():
+            if isinstance(m, nn.ReLU):
+                m.register_forward_hook(lambda m, i, o: self.seen.append(o.flatten(1)))
+
+    @torch.no_grad()
+    def forward_batch_sample(self):
+        for _ in range(self.sample_batch):
+            self.model(self.loader.next()[0].cuda())
+        a = (torch.cat(self.seen, 1) > 0).float()
+        res = a @ (1 - a).T  # rows i, j differ where res[i, j] + res[j, i] > 0
+        res += res.T  # the in-place form that load_collector rewrites out of place
+        return [float((1.0 / (res == 0).float().sum(1)).sum())]
+
+    def clear(self):
+        self.seen = []
+'''
+
+
+def test_reference_linear_regions_reads_a_collector_from_the_ref_dir(tmp_path, capsys) -> None:
+    from cbred.bench import reference_linear_regions as ref
+
+    counter = tmp_path / ref.COUNTER_FILE
+    counter.parent.mkdir(parents=True)
+    counter.write_text(_FAKE_COUNTER)
+    arch = ref.DEFAULT_ARCHS[0]
+    assert (
+        ref.main(["--ref-dir", str(tmp_path), "--inputs", "64", "--runs", "1", "--archs", arch])
+        == 0
+    )
+    assert "counts agree: yes" in capsys.readouterr().out
