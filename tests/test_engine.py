@@ -531,3 +531,16 @@ def test_ray_missing_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'cbred[ray]'" in err
+
+
+def test_perf_engine_smoke_times_every_local_executor(capsys):
+    """`python -m cbred.bench.perf_engine --smoke`, the benchmark's CI version."""
+    from cbred.bench.perf_engine import main as perf_main
+
+    assert perf_main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    for executor in ("in-process x1", "pool x1", "pool x2"):
+        rows = [line.split() for line in out.splitlines() if line.startswith(executor)]
+        assert [r[-3] for r in rows] == ["naswot", "suite"]
+        assert all(float(r[-2]) > 0 for r in rows)  # architectures per second
+    assert "store overhead" in out and "per result" in out
