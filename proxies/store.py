@@ -361,7 +361,7 @@ class ScoreStore:
                     f"AND arch IN ({marks}) AND run != ?",
                     (*params, run),
                 ).fetchall()
-                dead = {r for *_, r in rows if not run_is_alive(r)}
+                dead = {r for r in {row[3] for row in rows} if not run_is_alive(r)}
                 for other in dead:
                     self._conn.execute("DELETE FROM claims WHERE run=?", (other,))
                 others = {(a, s) for a, s, v, r in rows if r not in dead and versions.get(s) == v}
