@@ -85,7 +85,6 @@ RAW_ARGS: dict[str, tuple[str, ...]] = {
     "addmm": ("input", "mat1", "mat2"),
     "baddbmm": ("input", "batch1", "batch2"),
     "chunk": ("input", "chunks", "dim"),
-    "stochastic_depth": ("input", "p", "mode", "training"),
 }
 """Functions whose positional names differ from their family's."""
 

@@ -26,8 +26,8 @@ def noop_kernels(graph: CompGraph) -> np.ndarray:
     * ``identity`` kernels (``nn.Identity``, ``clone``, ``contiguous``, ``detach``, ``to``,
       ...) whose output has the shape and dtype of their input: a cast to another dtype
       (``x.half()`` of a float32 ``x``) computes something and stays;
-    * ``dropout`` kernels of every kind (``nn.Dropout*``, ``F.dropout*``, alpha dropout,
-      torchvision's ``stochastic_depth``) traced with ``training`` False or ``p`` 0.
+    * ``dropout`` kernels of every kind (``nn.Dropout*``, ``F.dropout*``, alpha dropout)
+      traced with ``training`` False or ``p`` 0.
 
     Only kernels that read an input (the first array read, the one passed through), write
     one array and count 0 FLOPs qualify.  Dropout kernels of graphs saved before dropout

@@ -12,7 +12,10 @@ recording: the model runs once on the example inputs under a
 ``TorchFunctionMode`` and module hooks that record the same calls, so the graph
 follows the branch the example inputs take.  A :class:`TraceFallbackWarning`
 names the offending line; ``fallback="error"`` raises :class:`TraceError`
-instead.  On models both paths can trace they give equal graphs.
+instead.  On models both paths can trace they give equal graphs; to keep them equal,
+the fx path records the calls inside functions that libraries hide from fx with
+``torch.fx.wrap`` (torchvision's window attention and stochastic depth) instead of
+one opaque kernel per call.
 
 Running the model for shapes does not change it: buffers (batch-norm running
 statistics) are restored afterwards, and gradients are not recorded.
@@ -287,6 +290,8 @@ class _FxRecorder(fx.Interpreter):
         return self.recorder
 
     def run_node(self, n: fx.Node) -> Any:
+        if n.op == "call_function" and _is_wrapped_function(n.target):
+            return self._look_through(n)
         value = super().run_node(n)
         rec = self.recorder
         if n.op == "placeholder":  # an argument left at its default may not be a tensor
@@ -300,6 +305,22 @@ class _FxRecorder(fx.Interpreter):
             self.arrays[n] = self.arrays[n.args[0]][self._operands(n.args[1])]
         elif _has_tensor(value):
             self.arrays[n] = self._kernel(n, value)
+        return value
+
+    def _look_through(self, n: fx.Node) -> Any:
+        """Run a function fx kept whole (``torch.fx.wrap``) while recording its calls, as
+        the eager path does, instead of one opaque kernel: torchvision's
+        ``shifted_window_attention`` holds a window attention's projections and products."""
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        eager = _EagerRecorder(self.module, self.recorder)
+        eager.scopes.append(_scope(n))
+        arrays = pytree.tree_leaves(self._operands((n.args, n.kwargs)))
+        for value, array in zip(pytree.tree_leaves((args, kwargs)), arrays, strict=True):
+            if isinstance(value, torch.Tensor) and isinstance(array, Operand):
+                eager._bind(value, array)
+        with eager:
+            value = n.target(*args, **kwargs)
+        self.arrays[n] = eager._operands(value) if _has_tensor(value) else None
         return value
 
     def _operands(self, arg: Any) -> Any:
@@ -339,20 +360,41 @@ class _FxRecorder(fx.Interpreter):
             )
         raw = normalise_name(n.target if n.op == "call_method" else n.target.__name__)
         family = function_family(raw)
-        stack = n.meta.get("nn_module_stack")
-        scope = next(reversed(stack.values()))[0] if stack else ""
+        scope = _scope(n)
         name = f"{scope}/{raw}" if scope else raw
         bound = bind_function(family, raw, args, kwargs)
         return rec.kernel(name, family, raw, raw, bound, reads, value)
 
 
-class _EagerRecorder(TorchFunctionMode):
-    """Records one real call: leaf modules through hooks, other calls through the mode."""
+def _scope(n: fx.Node) -> str:
+    """The qualified name of the module whose ``forward`` made the call ``n`` ("" at the top)."""
+    stack = n.meta.get("nn_module_stack")
+    return next(reversed(stack.values()))[0] if stack else ""
 
-    def __init__(self, model: nn.Module) -> None:
+
+def _is_wrapped_function(target: Any) -> bool:
+    """Whether an fx ``call_function`` target is a Python function from outside torch.
+
+    fx traces through every Python function except those registered with
+    ``torch.fx.wrap`` (torchvision's ``shifted_window_attention`` and
+    ``stochastic_depth``, timm's ``register_notrace_function``), so such a target is one
+    of those: code that holds the computation, not a torch operation.
+    """
+    module = getattr(target, "__module__", None) or ""
+    return inspect.isfunction(target) and module.split(".")[0] not in ("torch", "_operator")
+
+
+class _EagerRecorder(TorchFunctionMode):
+    """Records one real call: leaf modules through hooks, other calls through the mode.
+
+    ``recorder`` is the builder to record into: a fresh one for a whole model, the fx
+    path's own for a function fx kept whole (:meth:`_FxRecorder._look_through`).
+    """
+
+    def __init__(self, model: nn.Module, recorder: _Recorder | None = None) -> None:
         super().__init__()
         self.model = model
-        self.recorder = _Recorder(model)
+        self.recorder = _Recorder(model) if recorder is None else recorder
         self.names = {id(m): name for name, m in model.named_modules()}
         self.arrays: dict[int, Operand] = {}  # id(tensor) -> its latest array
         self.alive: list[torch.Tensor] = []  # keeps recorded tensors' ids unique

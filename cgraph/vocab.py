@@ -39,10 +39,11 @@ number of kernels equals the number of executed operations:
   trace in the op-usage distribution, as pooling and convolutions do.
 - ``reshape`` (views and flattening), ``permute`` (axis reorders), ``index``
   (indexing a tensor) and ``split`` (one kernel writing several arrays).
-- ``dropout``: every kind (``nn.Dropout*``, ``F.dropout*``, alpha dropout and
-  torchvision's ``stochastic_depth``), with attributes ``p`` and ``training`` (the
-  mode of the traced call), so that :func:`cgraph.passes.drop_noops` can remove
-  the ones that compute nothing.
+- ``dropout``: every kind (``nn.Dropout*``, ``F.dropout*``, alpha dropout), with
+  attributes ``p`` and ``training`` (the mode of the traced call), so that
+  :func:`cgraph.passes.drop_noops` can remove the ones that compute nothing.
+  torchvision's ``stochastic_depth`` is a Python function: the trace records what
+  it calls (nothing in eval mode; the random mask and the scaling in training).
 - Calls that return no tensor (``x.size()``, ``x.shape``, ``x.dim()``) and
   selecting an element of a tuple returned by a kernel are bookkeeping, not
   kernels.
@@ -225,7 +226,6 @@ FAMILY_ALIASES: dict[str, tuple[str, ...]] = {
         "feature_alpha_dropout",
         "AlphaDropout",
         "FeatureAlphaDropout",
-        "stochastic_depth",
     ),
     "embedding": ("embedding", "Embedding"),
     "pad": ("pad", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad2d"),

@@ -26,7 +26,7 @@ def stochastic_depth(input: torch.Tensor, p: float, mode: str, training: bool = 
     return input * noise / (1.0 - p)
 
 
-torch.fx.wrap("stochastic_depth")  # as torchvision does: one call in the fx graph
+torch.fx.wrap("stochastic_depth")  # as torchvision does; the trace records what it calls
 
 
 class Plain(nn.Module):
@@ -75,7 +75,8 @@ def _hellinger(a: CompGraph, b: CompGraph) -> float:
 
 def test_bookkeeping_is_removed_and_nothing_else() -> None:
     plain, kept = trace(Plain().eval(), X), trace(Bookkept().eval(), X)
-    assert kept.num_kernels == plain.num_kernels + 7
+    # two identities, contiguous, three dropouts; stochastic_depth in eval calls nothing
+    assert kept.num_kernels == plain.num_kernels + 6
     assert _hellinger(plain, kept) > 0.1
     dropped = drop_noops(kept)
     dropped.validate()
@@ -98,11 +99,11 @@ def test_the_pass_is_pure_and_the_trace_option_applies_it() -> None:
     assert trace(model, X) == graph  # off by default
 
 
-def test_eager_recording_gives_the_same_graph_after_the_pass() -> None:
-    # eagerly, stochastic_depth in eval mode returns its input without a torch call
+def test_eager_recording_gives_the_same_graph() -> None:
+    # stochastic_depth in eval mode returns its input without a torch call, on both paths
     model = Bookkept().eval()
     eager = _eager(model, X)
-    assert eager.num_kernels == trace(model, X).num_kernels - 1
+    assert eager == trace(model, X)
     assert drop_noops(eager).kernel_ops == trace(Plain().eval(), X).kernel_ops
 
 

@@ -20,6 +20,7 @@ from cbred import proxies
 from cbred.bench.cli import main
 from cbred.cgraph import drop_noops, trace
 from cbred.cgraph.graph import INPUT
+from cbred.cgraph.trace import _EagerRecorder, _run_preserving
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -285,3 +286,65 @@ def test_the_pass_makes_the_two_writings_equal() -> None:
     with_noops, without = trace(Bookkeeping().eval(), IMAGE), trace(NoBookkeeping().eval(), IMAGE)
     assert not np.array_equal(with_noops.op_histogram(), without.op_histogram())
     np.testing.assert_array_equal(drop_noops(with_noops).op_histogram(), without.op_histogram())
+
+
+def window_attention(x: torch.Tensor, qkv_weight: torch.Tensor, proj_weight: torch.Tensor,
+                     shift: int, heads: int) -> torch.Tensor:  # fmt: skip
+    """torchvision's ``shifted_window_attention`` in miniature: hidden from fx below."""
+    b, n, d = x.shape
+    x = torch.roll(x, shifts=-shift, dims=1)
+    q, k, v = F.linear(x, qkv_weight).reshape(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+    attn = (q * (d // heads) ** -0.5).matmul(k.transpose(-2, -1)).softmax(-1)
+    out = attn.matmul(v).transpose(1, 2).reshape(b, n, d)
+    return torch.roll(F.linear(out, proj_weight), shifts=shift, dims=1)
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """torchvision's ``stochastic_depth`` in miniature: returns its input in eval mode."""
+    if not training or p == 0:
+        return x
+    keep = torch.empty(x.shape[0], 1, 1, dtype=x.dtype).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+torch.fx.wrap("window_attention")
+torch.fx.wrap("drop_path")
+
+
+class SwinLike(nn.Module):
+    """A swin_t block as torchvision writes it: the attention inside an fx-wrapped function
+    that takes the weights as arguments, and stochastic depth, also wrapped."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.qkv = nn.Parameter(torch.randn(3 * dim, dim) / dim**0.5)
+        self.proj = nn.Parameter(torch.randn(dim, dim) / dim**0.5)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = window_attention(self.norm(x), self.qkv, self.proj, shift=1, heads=2)
+        x = x + drop_path(y, 0.2, self.training)
+        return self.head(x.mean(1))
+
+
+def test_fx_looks_through_wrapped_functions_as_the_eager_recording_does() -> None:
+    model = SwinLike().eval()
+    x = TOKENS_IN
+    graph = trace(model, x, fallback="error")
+    eager = _run_preserving(model, lambda: _EagerRecorder(model).run((x,))).build()
+    assert graph.kernel_ops == eager.kernel_ops
+    assert graph.num_kernels == eager.num_kernels
+    assert graph.summary().flops == eager.summary().flops
+    assert graph.summary().params == sum(p.numel() for p in model.parameters())
+    ops = graph.kernel_ops
+    assert ops.count("roll") == 2 and ops.count("linear") == 3 and ops.count("matmul") == 2
+    assert "other" not in ops and "dropout" not in ops  # drop_path in eval: nothing computed
+    graph.validate()
+    assert graph.summary().flops == _counted_macs(model, x)
+
+
+def test_a_wrapped_function_in_training_mode_records_its_random_mask() -> None:
+    model = SwinLike().train()
+    graph = trace(model, TOKENS_IN, fallback="error")
+    assert {"bernoulli", "div"} <= set(graph.kernel_target)
