@@ -196,9 +196,27 @@ def describe(
         other = bound.get("other")
         if isinstance(other, Number):
             attrs = {"scalar": other}
+    elif family == "reduce" and name == "mean" and _is_global_pool(bound):
+        family = "adaptive_avg_pool"  # the same global average pool as nn.AdaptiveAvgPool2d(1)
+        attrs = {"output_size": (1,) * (len(bound["input"].shape) - 2)}
     elif family in ("softmax", "cat", "reduce", "split") and "dim" in bound:
         attrs = {"dim": _clean(bound["dim"])}
     return refine(family, attrs), attrs, int(flops)
+
+
+def _is_global_pool(bound: dict[str, Any]) -> bool:
+    """Whether a ``mean`` reduces exactly the spatial axes of an (N, C, H, W) or
+    (N, C, D, H, W) array: timm's ``x.mean((2, 3), keepdim=True)`` where torchvision writes
+    ``AdaptiveAvgPool2d(1)``.  A 3-D array is left alone: (N, C, L) and a transformer's
+    (N, T, D) cannot be told apart, and a mean over D is no pooling."""
+    source, dims = bound.get("input"), bound.get("dim")
+    if not isinstance(source, Operand) or len(source.shape) < 4 or dims is None:
+        return False
+    rank = len(source.shape)
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    if not all(isinstance(d, int) for d in dims):
+        return False
+    return sorted(d % rank for d in dims) == list(range(2, rank))
 
 
 def _attention(bound: dict[str, Any]) -> tuple[dict[str, Any], int]:

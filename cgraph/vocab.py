@@ -25,10 +25,15 @@ How a call becomes a type, in two steps:
    ``avg_pool``            ``avg_pool2x2``, ``avg_pool3x3``, else ``avg_pool``
    ``max_pool``            ``max_pool2x2``, ``max_pool3x3``, else ``max_pool``
    ``mul``                 ``zero`` when multiplying by the constant 0
+   ``reduce`` (``mean``)   ``adaptive_avg_pool`` when it averages every
+                           spatial axis of an (N, C, H, W) or (N, C, D, H, W)
+                           array
    ======================  ================================================
 
    A convolution is *depthwise* when ``groups`` equals the input channels and is
-   larger than one.  ``torch.zeros_like`` is also ``zero``.
+   larger than one.  ``torch.zeros_like`` is also ``zero``.  A spatial ``mean`` is the
+   global average pool ``nn.AdaptiveAvgPool2d(1)`` computes (timm writes the one where
+   torchvision writes the other), so the two writings of a network get one type.
 
 No-op and shape operations are kernels too, each with its own type, so the
 number of kernels equals the number of executed operations:

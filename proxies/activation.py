@@ -26,7 +26,7 @@ def _require_relus(r: PassResults) -> None:
     if r.relu_kernel is None:
         raise ProxyUndefined(
             "the model calls no activation (ReLU, ReLU6, LeakyReLU, Hardtanh, ELU, GELU, SiLU, "
-            "Hardswish, Mish, ... as a module or a function); NASWOT codes need one"
+            "Hardswish, Mish, Tanh, ... as a module or a function); NASWOT codes need one"
         )
 
 

@@ -23,6 +23,9 @@ from torch import nn
 # Errors a statistic's computation may raise on a numerically bad network; bugs elsewhere
 # (TypeError, AttributeError, ...) still surface.
 NUMERIC_ERRORS = (ProxyUndefined, ArithmeticError, RuntimeError, ValueError)
+FLOAT_INPUT = frozenset({"input_grad", "synflow", "zen", "aznas"})
+"""Pass features that differentiate with respect to the input or replace it by synthetic
+floats (synflow's ones, Zen's and AZ-NAS's Gaussians): undefined on integer token ids."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ def _check_batch(batch: object) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(batch, Sequence) and len(batch) == 2):
         raise ValueError(f"batch must be a pair (x, y) of tensors, got {type(batch).__name__}")
     x, y = batch
-    if not (torch.is_tensor(x) and x.is_floating_point() and x.dim() >= 2):
-        raise ValueError("batch x must be a floating tensor of shape (N, ...) with N ≥ 1")
+    if not (torch.is_tensor(x) and x.dim() >= 2 and x.dtype != torch.bool and not x.is_complex()):
+        raise ValueError(
+            "batch x must be a floating (or integer token id) tensor of shape (N, ...) with N ≥ 1"
+        )
     if not (torch.is_tensor(y) and y.dtype == torch.int64 and y.shape == (x.shape[0],)):
         raise ValueError(f"batch y must be an int64 tensor of shape ({x.shape[0]},) (class labels)")
     return x, y
@@ -141,8 +146,10 @@ def score(
 ) -> ScoreResult:
     """Compute the named statistics (default: all registered) of ``model`` on ``batch``.
 
-    ``batch`` is ``(x, y)`` with class labels ``y``; ``seed`` seeds every random choice of
-    the passes (dropout, for instance) and makes the result deterministic.  The device
+    ``batch`` is ``(x, y)`` with class labels ``y`` (``x`` may be integer token ids: the
+    statistics that need a floating input are then NaN with that reason); ``seed`` seeds
+    every random choice of the passes (dropout, for instance) and makes the result
+    deterministic.  The device
     defaults to the batch's.
     """
     if not isinstance(model, nn.Module):
@@ -152,7 +159,15 @@ def score(
     dev = resolve_device(device, x.device)
     start = time.perf_counter()
     results = PassResults(working_copy(model, dev), x.to(dev), y.to(dev))
-    features = frozenset().union(*(s.needs for s in specs))
+    errors: dict[str, str] = {}
+    if not x.is_floating_point():
+        for spec in specs:
+            if spec.needs & FLOAT_INPUT:
+                errors[spec.name] = (
+                    f"{spec.name} needs a floating input (it differentiates with respect to the "
+                    f"input or feeds synthetic ones or Gaussians); x is {x.dtype} (token ids?)"
+                )
+    features = frozenset().union(*(s.needs for s in specs if s.name not in errors))
     seconds: dict[str, float] = {}
     failed: dict[str, str] = {}
     passes = plan(features)
@@ -162,7 +177,6 @@ def score(
         except NUMERIC_ERRORS as exc:
             failed[name] = f"pass {name!r} failed: {type(exc).__name__}: {exc}"
     values: dict[str, float] = {}
-    errors: dict[str, str] = {}
     code_sites: dict[str, dict[str, int]] = {}
     for spec in specs:
         sites = _code_sites(spec.needs, results)
@@ -171,7 +185,9 @@ def score(
         t0 = time.perf_counter()
         reasons = [failed[p] for p in sorted({_pass_of(f) for f in spec.needs}) if p in failed]
         value = math.nan
-        if reasons:
+        if spec.name in errors:  # refused before the passes (a token-id input)
+            pass
+        elif reasons:
             errors[spec.name] = "; ".join(reasons)
         else:
             try:

@@ -44,12 +44,15 @@ ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
     nn.SiLU,
     nn.Hardswish,
     nn.Mish,
+    nn.Tanh,
 )
 """Activation modules whose input codes the NASWOT-type statistics read. For ReLU the code
 is NASWOT's (which units are active); for the other piecewise-linear and the smooth ones the
 same rule applies, the sign pattern of the pre-activation (x > 0), which is ReLU's code of
 the same pre-activation, so one network written with ReLU or with GELU is compared on the
-same partition of its inputs."""
+same partition of its inputs.  ``tanh`` is one of them: an activation of its own, and the
+core of the tanh approximation of GELU (GPT-2's ``0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))``),
+whose tanh input has the sign of x, so its code is GELU's."""
 
 ACTIVATION_FUNCTIONS: frozenset = frozenset(
     {
@@ -69,6 +72,8 @@ ACTIVATION_FUNCTIONS: frozenset = frozenset(
         F.silu,
         F.hardswish,
         F.mish,
+        F.tanh,
+        torch.tanh,
     }
 )
 """The functional forms (``F.relu``, ``torch.relu``, ...), read when called outside an

@@ -94,7 +94,8 @@ def test_functional_model_flops_by_hand(traced):
     _, _, graph = traced["functional"]
     conv = 2 * 6 * 8 * 8 * (3 * 3 * 3) + 2 * 6 * 8 * 8  # stride 2 → 8×8 outputs, with bias
     linear = 2 * 10 * 6 + 2 * 10
-    assert graph.kernel_ops == ["conv3x3", "relu", "max_pool2x2", "reduce", "linear"]
+    # x.mean(dim=(2, 3)) is the global average pool
+    assert graph.kernel_ops == ["conv3x3", "relu", "max_pool2x2", "adaptive_avg_pool", "linear"]
     assert graph.summary().flops == conv + linear
 
 

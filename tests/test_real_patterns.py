@@ -159,7 +159,7 @@ PATTERNS = {
         {"GELU": 1},
     ),
     "wrapped_attention": (WrappedAttention, TOKENS_IN, {"attention", "gelu"}, {"GELU": 1}),
-    "token_input": (TokenModel, TOKEN_IDS, {"embedding", "rms_norm", "relu"}, None),
+    "token_input": (TokenModel, TOKEN_IDS, {"embedding", "rms_norm", "relu"}, {"ReLU": 1}),
 }
 
 
@@ -248,6 +248,17 @@ def test_token_input_is_an_int64_array_read_by_the_embedding() -> None:
     assert graph.mem_dtype[inp] == "int64" and graph.mem_shape[inp] == (2, 6)
     first_reader = graph.reads[graph.reads[:, 0] == inp, 1]
     assert [graph.kernel_ops[k] for k in first_reader] == ["embedding"]
+
+
+def test_token_ids_score_what_needs_no_float_input() -> None:
+    model, x = _built("token_input")
+    names = ["naswot", "jacob_cov", "synflow", "zen"]
+    result = proxies.score(model, (x, torch.zeros(len(x), dtype=torch.long)), names)
+    assert math.isfinite(result["naswot"]), result.errors
+    for name in ("jacob_cov", "synflow", "zen"):
+        assert math.isnan(result[name])
+        assert result.errors[name].startswith(f"{name} needs a floating input")
+        assert "torch.int64" in result.errors[name]
 
 
 def test_no_activation_gives_nan_with_the_reason_and_no_sites() -> None:
@@ -348,3 +359,56 @@ def test_a_wrapped_function_in_training_mode_records_its_random_mask() -> None:
     model = SwinLike().train()
     graph = trace(model, TOKENS_IN, fallback="error")
     assert {"bernoulli", "div"} <= set(graph.kernel_target)
+
+
+class SqueezeExcite(nn.Module):
+    """An SE gate, pooled as torchvision writes it or as timm writes it."""
+
+    def __init__(self, pool: str) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool == "module" else None
+        self.reduce, self.expand = nn.Conv2d(8, 2, 1), nn.Conv2d(2, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.pool(x) if self.pool is not None else x.mean((2, -1), keepdim=True)
+        return x * torch.sigmoid(self.expand(F.relu(self.reduce(s))))
+
+
+def test_a_spatial_mean_is_the_global_average_pool_a_token_mean_is_not() -> None:
+    x = torch.randn(2, 8, 5, 5)
+    module, spatial = (trace(SqueezeExcite(p).eval(), x) for p in ("module", "mean"))
+    assert module.kernel_ops == spatial.kernel_ops
+    assert spatial.kernel_ops[0] == "adaptive_avg_pool"
+    assert spatial.kernel_attrs[0] == {"output_size": (1, 1)}
+    assert module.summary() == spatial.summary()
+
+    class Means(nn.Module):  # (N, T, D) and (N, C, L) arrays are told apart by nothing
+        def forward(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return t.mean(1), t.mean((1, 2)), t.mean(-1), x.mean((1, 2, 3)), x.mean(3)
+
+    ops = trace(Means(), (torch.randn(2, 6, 4), x)).kernel_ops
+    assert ops == ["reduce"] * 5
+
+
+class TanhGELU(nn.Module):
+    """GPT-2's MLP: GELU written out with ``torch.tanh`` (transformers' NewGELUActivation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(16, 32, bias=False), nn.Linear(32, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
+        return self.out(h).mean(1)
+
+
+def test_tanh_gelu_is_read_with_the_code_of_gelu() -> None:
+    x, labels = TOKENS_IN, torch.arange(len(TOKENS_IN)) % 10
+    written_out = TanhGELU()
+    as_module = nn.Sequential(written_out.fc, nn.GELU(approximate="tanh"), written_out.out)
+    result = proxies.score(written_out, (x, labels), ["naswot"])
+    assert result.code_sites["naswot"] == {"F.tanh": 1}
+    reference = proxies.score(as_module, (x, labels), ["naswot"])
+    assert reference.code_sites["naswot"] == {"GELU": 1}
+    assert math.isclose(result["naswot"], reference["naswot"], rel_tol=1e-9)
