@@ -8,7 +8,7 @@ populations.
 
 from cbred.proxies import activation, cost, recent, saliency  # noqa: F401  (registers them)
 from cbred.proxies.api import ScoreResult, score, score_space
-from cbred.proxies.ensemble import az_nas, log_rank, mean_rank, ranks, vote
+from cbred.proxies.ensemble import az_nas, log_rank, mean_rank, ranks, recommended, vote
 from cbred.proxies.registry import (
     ProxySpec,
     ProxyUndefined,
@@ -28,6 +28,7 @@ __all__ = [
     "log_rank",
     "mean_rank",
     "ranks",
+    "recommended",
     "register_proxy",
     "score",
     "score_space",

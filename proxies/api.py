@@ -19,6 +19,7 @@ import torch
 from cbred.proxies.passes import MAIN_FEATURES, PassResults, plan, run_pass, seeded
 from cbred.proxies.registry import ProxySpec, ProxyUndefined, available_proxies, get_proxy
 from torch import nn
+from torch.utils import _pytree as pytree
 
 # Errors a statistic's computation may raise on a numerically bad network; bugs elsewhere
 # (TypeError, AttributeError, ...) still surface.
@@ -110,11 +111,23 @@ def _resolve_proxies(proxies: Sequence[str] | None) -> list[ProxySpec]:
 
 def working_copy(model: nn.Module, device: torch.device) -> nn.Module:
     """A deep copy of ``model`` on ``device``, in training mode, all parameters trainable."""
-    work = copy.deepcopy(model).to(device).train()
+    work = copy.deepcopy(model, memo=_detached_attributes(model)).to(device).train()
     for p in work.parameters():
         p.requires_grad_(True)
         p.grad = None
     return work
+
+
+def _detached_attributes(model: nn.Module) -> dict[int, torch.Tensor]:
+    """A deepcopy memo mapping each tensor that a forward computed and a module kept as an
+    attribute (timm's LeViT caches its attention biases in eval mode) to a copy without
+    autograd history: deepcopy refuses tensors with history."""
+    memo: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for leaf in pytree.tree_leaves(list(module.__dict__.values())):
+            if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None:
+                memo[id(leaf)] = leaf.detach().clone()
+    return memo
 
 
 def _pass_of(feature: str) -> str:

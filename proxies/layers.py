@@ -145,12 +145,13 @@ class KernelCache:
     def __init__(self) -> None:
         self._entries: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """The kernel of the code ``x > 0`` (flattened per sample)."""
+    def __call__(self, x: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+        """The kernel of the code ``x > 0`` flattened per sample: ``batch`` rows (the
+        leading axis, by default; a multiple of ``batch`` folds into it, batch outermost)."""
         entry = self._entries.get(id(x))
         if entry is not None and entry[0]() is x and entry[1] == x._version:
             return entry[2]
-        kernel = agreement_kernel(x.detach().flatten(1) > 0)
+        kernel = agreement_kernel(x.detach().reshape(batch or x.shape[0], -1) > 0)
         self._entries[id(x)] = (weakref.ref(x), x._version, kernel)
         return kernel
 

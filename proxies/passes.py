@@ -169,12 +169,17 @@ def run_main(
     activation_sites: Counter[str] = Counter()
     layer_sites: Counter[str] = Counter()
 
-    def read_code(x: torch.Tensor, site: str) -> None:
+    batch = len(x)
+
+    def read_code(t: torch.Tensor, site: str) -> None:
+        if not per_sample(t, batch):
+            activation_sites[f"{site} (skipped: no batch axis)"] += 1
+            return
         activation_sites[site] += 1
         if "relu_codes" in features:
-            relu_kernels.append(kernel_of(x))
+            relu_kernels.append(kernel_of(t, batch))
         if features & {"relu_patterns", "neuron_patterns"}:  # the codes alone, no kernel
-            codes.append((x.detach() > 0).reshape(x.shape[0], -1))
+            codes.append((t.detach() > 0).reshape(batch, -1))
 
     def enter(m: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
         inside[0] += 1
@@ -192,8 +197,11 @@ def run_main(
         if "layer_codes" in features:
 
             def pre_hook(m: nn.Module, inp: tuple[torch.Tensor, ...], i: int = i) -> None:
+                if not per_sample(inp[0], batch):
+                    layer_sites[f"{type(m).__name__} input (skipped: no batch axis)"] += 1
+                    return
                 layer_sites[f"{type(m).__name__} input"] += 1
-                layer_kernels.append((i, kernel_of(inp[0])))
+                layer_kernels.append((i, kernel_of(inp[0], batch)))
 
             handles.append(m.register_forward_pre_hook(pre_hook))
         if features & {"costs", "act_grad"}:
@@ -237,6 +245,14 @@ def run_main(
         _loss_backward(results, out, y, features, acts)
     if "input_grad" in features:
         results.input_grad = torch.autograd.grad(out.sum(), x)[0].detach()
+
+
+def per_sample(t: torch.Tensor, batch: int) -> bool:
+    """Whether ``t`` can be split into one code per input sample: its leading axis is the
+    batch or a multiple of it with the batch outermost, as when a transformer folds patches
+    or heads into the batch (timm's MobileViT: (B·P, N, D)).  A tensor without such an axis
+    (a sequence-first (L, B, D) layout whose L is no multiple of B) is not read."""
+    return t.dim() > 0 and t.shape[0] % batch == 0
 
 
 class _FunctionalActivations(TorchFunctionMode):

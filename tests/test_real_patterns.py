@@ -412,3 +412,44 @@ def test_tanh_gelu_is_read_with_the_code_of_gelu() -> None:
     reference = proxies.score(as_module, (x, labels), ["naswot"])
     assert reference.code_sites["naswot"] == {"GELU": 1}
     assert math.isclose(result["naswot"], reference["naswot"], rel_tol=1e-9)
+
+
+class FoldedPatches(nn.Module):
+    """MobileViT's transformer: patches folded into the batch, (B·P, N, D), before a SiLU
+    MLP, and an attention bias cached on the module by an eval-mode forward (timm's LeViT)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.SiLU()
+        self.mlp = nn.Sequential(nn.Linear(8, 16, bias=False), nn.SiLU())
+        self.bias, self.head = nn.Parameter(torch.randn(16)), nn.Linear(1024, 10, bias=False)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            self.cache["bias"] = self.bias * 2  # kept between calls, with autograd history
+        y = self.act(self.conv(x))  # (B, 8, 8, 8)
+        b = y.shape[0]
+        patches = y.reshape(b, 8, 4, 16).permute(0, 2, 3, 1).reshape(b * 4, 16, 8)
+        return self.head(self.mlp(patches).reshape(b, -1))
+
+
+def test_folded_batches_are_read_per_sample_and_cached_tensors_copied() -> None:
+    model = FoldedPatches().eval()
+    model(IMAGE)  # an eval forward with gradients on leaves a tensor with history behind
+    labels = torch.arange(len(IMAGE)) % 10
+    result = proxies.score(model, (IMAGE, labels), ["naswot", "swap", "tcet"])
+    assert math.isfinite(result["naswot"]), result.errors
+    assert result.code_sites["naswot"] == {"SiLU": 2}
+    assert result.code_sites["tcet"] == {"Conv2d input": 1, "Linear input": 2}
+    assert model.cache["bias"].grad_fn is not None  # the user's model is left as it was
+
+
+def test_a_site_without_a_batch_axis_is_named_and_skipped() -> None:
+    class SequenceFirst(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.relu(x.transpose(0, 1)).sum() + F.relu(x).sum()  # (L=3, B=4) then (B, L)
+
+    result = proxies.score(SequenceFirst(), (torch.randn(4, 3, 5), torch.arange(4)), ["naswot"])
+    assert result.code_sites["naswot"] == {"F.relu (skipped: no batch axis)": 1, "F.relu": 1}
+    assert math.isfinite(result["naswot"])

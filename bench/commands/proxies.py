@@ -36,6 +36,11 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{name:<18}{spec.direction:<8}{needs:<28}{spec.source}")
         if not args.brief:
             print(f"{'':<18}{spec.formula}")
+    from cbred.proxies.ensemble import ENSEMBLES
+
+    print(f"\n{'ensemble':<18}{'members':<44}aggregate; source")
+    for name, (members, source) in ENSEMBLES.items():
+        print(f"{name:<18}{', '.join(members):<44}{source}")
     return 0
 
 

@@ -17,14 +17,19 @@ from cbred.reduce.search.space import as_subspace
 from cbred.reduce.subspace import Subspace
 
 
-def ensemble_scores(objectives: Sequence[Objective], values: np.ndarray) -> np.ndarray:
-    """Mean over objectives of each candidate's rank (n = best) among ``values`` rows.
+def ensemble_scores(
+    objectives: Sequence[Objective], values: np.ndarray, aggregate: str = "mean_rank"
+) -> np.ndarray:
+    """Each candidate's ensemble score among the ``values`` rows (higher is better): the
+    objectives' ranks (n = best) combined by ``aggregate`` (``mean_rank`` or ``log_rank``,
+    :func:`proxies.ensemble.combine_ranks`).
 
     ``values`` is (candidates, objectives); NaN ranks lowest.
     """
-    from cbred.proxies.ensemble import ranks  # imports torch: only when an ensemble is asked for
+    from cbred.proxies.ensemble import combine_ranks, ranks  # imports torch: only when asked
 
-    return np.mean([ranks(values[:, k], o.direction) for k, o in enumerate(objectives)], axis=0)
+    rows = [ranks(values[:, k], o.direction) for k, o in enumerate(objectives)]
+    return combine_ranks(rows, aggregate)
 
 
 def best_of_n(
@@ -33,10 +38,11 @@ def best_of_n(
     n: int,
     seed: int,
     budget: Budget | None = None,
+    aggregate: str = "mean_rank",
 ) -> SearchResult:
     """Score ``n`` distinct uniformly drawn members (fewer if the space or budget is
     smaller) and return the best.  One evaluation = one architecture scored by all
-    ``objectives``."""
+    ``objectives``; several objectives combine by ``aggregate`` (:func:`ensemble_scores`)."""
     space = as_subspace(space)
     objectives = [objectives] if isinstance(objectives, Objective) else list(objectives)
     if n < 1:
@@ -58,7 +64,7 @@ def best_of_n(
     if len(objectives) == 1:
         score = np.array([fitness(objectives[0], v) for v in values[:, 0]])
     else:
-        score = ensemble_scores(objectives, values)
+        score = ensemble_scores(objectives, values, aggregate)
     winner = int(np.argmax(score))  # first maximum: the earliest sampled wins ties
     return SearchResult(
         method="best_of_n" if len(objectives) == 1 else "best_of_n_ensemble",
@@ -67,6 +73,12 @@ def best_of_n(
         history=history,
         evaluations=evaluator.evaluations,
         seconds=evaluator.seconds,
-        settings={"n": n, "seed": seed, "objectives": evaluator.names, "space": space.name},
+        settings={
+            "n": n,
+            "seed": seed,
+            "objectives": evaluator.names,
+            "space": space.name,
+            **({"aggregate": aggregate} if len(objectives) > 1 else {}),
+        },
         stop_reason=stop,
     )

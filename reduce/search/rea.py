@@ -9,6 +9,12 @@ stops when the budget refuses a query; the answer is the fittest architecture of
 whole history (ties: the earliest).  With a statistic as fitness this is training-free;
 with :class:`~reduce.search.objective.AccuracyObjective` it is the classic trained
 baseline.
+
+With several objectives (a rank ensemble, such as :data:`proxies.ensemble.RECOMMENDED`)
+the fitness of a member is its ensemble score among every architecture evaluated so far
+(:func:`~reduce.search.random_search.ensemble_scores`), recomputed at each tournament: no
+architecture outside the history is ever scored, and a member's standing can change as
+the history grows.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import numpy as np
 import pandas as pd
 from cbred.reduce.search.base import Budget, BudgetExhausted, Evaluator, SearchResult
 from cbred.reduce.search.objective import Objective, fitness
+from cbred.reduce.search.random_search import ensemble_scores
 from cbred.reduce.search.space import as_subspace
 from cbred.reduce.subspace import Subspace
 
 
 def regularized_evolution(
     space: Subspace,
-    objective: Objective,
+    objective: Objective | Sequence[Objective],
     budget: Budget,
     seed: int,
     population_size: int = 20,
@@ -35,12 +42,17 @@ def regularized_evolution(
     initial: Sequence[int] | None = None,
     charge_repeats: bool = False,
     phase: str = "evolve",
+    aggregate: str = "mean_rank",
 ) -> SearchResult:
     """Run REA on ``space`` until ``budget`` is spent.
 
     ``initial`` replaces the random initial population (AREA seeds it with screened
-    architectures); its length then sets the population size.
+    architectures); its length then sets the population size.  A sequence of objectives
+    is a rank ensemble combined by ``aggregate``; one evaluation scores all of them.
     """
+    objectives = [objective] if isinstance(objective, Objective) else list(objective)
+    if not objectives:
+        raise ValueError("REA needs at least one objective")
     space = as_subspace(space)
     if population_size < 1 or tournament_size < 1:
         raise ValueError(
@@ -57,18 +69,20 @@ def regularized_evolution(
         if starts.size == 0:
             raise ValueError("the initial population is empty")
         population_size = int(starts.size)
-    evaluator = Evaluator(space, [objective], budget, charge_repeats, phase)
-    population: deque[tuple[int, float]] = deque()
+    evaluator = Evaluator(space, objectives, budget, charge_repeats, phase)
+    standing = _Standing(objectives, aggregate)
+    population: deque[int] = deque()
     try:
         for index in starts:
-            (value,) = evaluator.evaluate(int(index))
-            population.append((int(index), fitness(objective, value)))
+            standing.add(int(index), evaluator.evaluate(int(index)))
+            population.append(int(index))
         while True:
             picks = rng.choice(len(population), min(tournament_size, len(population)), False)
-            parent = max(picks, key=lambda p: population[p][1])
-            child = space.mutate(population[parent][0], rng)
-            (value,) = evaluator.evaluate(child)
-            population.append((child, fitness(objective, value)))
+            scores = standing.fitness([population[p] for p in picks])
+            parent = picks[int(np.argmax(scores))]  # first maximum: the earliest pick wins ties
+            child = space.mutate(population[parent], rng)
+            standing.add(child, evaluator.evaluate(child))
+            population.append(child)
             if len(population) > population_size:
                 population.popleft()
     except BudgetExhausted as exc:
@@ -76,37 +90,59 @@ def regularized_evolution(
     history = evaluator.history_frame()
     if history.empty:
         raise ValueError(f"the budget {budget} allows no evaluation at all")
-    return _result(
-        "rea",
-        history,
-        objective,
-        evaluator,
-        stop,
-        {
-            "seed": seed,
-            "population_size": population_size,
-            "tournament_size": tournament_size,
-            "objective": objective.name,
-            "space": space.name,
-        },
-    )
+    settings = {
+        "seed": seed,
+        "population_size": population_size,
+        "tournament_size": tournament_size,
+        "objective": "+".join(o.name for o in objectives),
+        "space": space.name,
+        **({"aggregate": aggregate} if len(objectives) > 1 else {}),
+    }
+    return _result("rea", history, objectives, evaluator, stop, settings, aggregate)
+
+
+class _Standing:
+    """Fitness of evaluated architectures: the oriented value of one objective, or the
+    ensemble score among all distinct architectures evaluated so far."""
+
+    def __init__(self, objectives: list[Objective], aggregate: str) -> None:
+        self.objectives, self.aggregate = objectives, aggregate
+        self.values: dict[int, tuple[float, ...]] = {}
+
+    def add(self, index: int, values: tuple[float, ...]) -> None:
+        self.values[index] = tuple(values)
+
+    def fitness(self, indices: Sequence[int]) -> np.ndarray:
+        if len(self.objectives) == 1:
+            return np.array([fitness(self.objectives[0], self.values[i][0]) for i in indices])
+        keys = list(self.values)
+        scores = ensemble_scores(self.objectives, np.array([self.values[k] for k in keys]),
+                                 self.aggregate)  # fmt: skip
+        position = {k: j for j, k in enumerate(keys)}
+        return np.array([scores[position[i]] for i in indices])
 
 
 def _result(
     method: str,
     history: pd.DataFrame,
-    objective: Objective,
+    objectives: Sequence[Objective],
     evaluator: Evaluator,
     stop: str,
     settings: dict,
+    aggregate: str = "mean_rank",
 ) -> SearchResult:
-    """The fittest architecture of ``history`` (first on ties) as a :class:`SearchResult`."""
-    values = history[objective.name].to_numpy(dtype=np.float64)
-    winner = int(np.argmax([fitness(objective, v) for v in values]))
+    """The fittest architecture of ``history`` (first on ties) as a :class:`SearchResult`;
+    for an ensemble, by its score among the whole history."""
+    values = history[[o.name for o in objectives]].to_numpy(dtype=np.float64)
+    if len(objectives) == 1:
+        scores = np.array([fitness(objectives[0], v) for v in values[:, 0]])
+    else:
+        scores = ensemble_scores(objectives, values, aggregate)
+    winner = int(np.argmax(scores))
     return SearchResult(
         method=method,
         best=int(history["index"].iat[winner]),
-        best_value=float(values[winner]),
+        best_value=float(values[winner, 0] if len(objectives) == 1 else scores[winner]),
         history=history,
         evaluations=evaluator.evaluations,
         seconds=evaluator.seconds,
