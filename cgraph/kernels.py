@@ -99,7 +99,7 @@ MODULE_OPTIONS: dict[str, tuple[str, ...]] = {
     "adaptive_avg_pool": ("output_size",),
     "adaptive_max_pool": ("output_size",),
     "softmax": ("dim",),
-    "attention": ("embed_dim", "num_heads", "batch_first"),
+    "attention": ("embed_dim", "num_heads", "batch_first", "add_zero_attn"),
     "dropout": ("p", "training"),
 }
 """Module attributes that play the role of the functional form's options."""

@@ -262,11 +262,96 @@ class _Recorder(GraphBuilder):
         )
         return pytree.tree_unflatten(outs, spec)
 
+    def module_kernel(
+        self,
+        name: str,
+        family: str,
+        raw: str,
+        target: str,
+        bound: dict[str, Any],
+        reads: list[Operand],
+        result: Any,
+    ) -> Any:
+        """Add a leaf module's call: one kernel, or, for self-attention through
+        ``nn.MultiheadAttention``, the operations it runs (:meth:`_self_attention`)."""
+        if family == "attention" and _packed_self_attention(bound):
+            return self._self_attention(name, bound, result)
+        return self.kernel(name, family, raw, target, bound, reads, result)
+
+    def _self_attention(self, name: str, bound: dict[str, Any], result: Any) -> Any:
+        """``nn.MultiheadAttention`` on one input as the operations it computes, in the
+        order a transformer written out by hand runs them (timm's ``Attention``): the packed
+        q/k/v projection (``linear``), split into heads (``reshape``, ``permute``, ``split``),
+        the attention product (``attention``), heads merged (``permute``, ``reshape``) and
+        the output projection (``linear``).  So torchvision's ViT (this module) and timm's
+        (the operations) give one graph; FLOPs are the module's, split among the steps."""
+        x = bound["query"]
+        embed, heads = int(bound["embed_dim"]), int(bound["num_heads"])
+        out, weights = result
+        lead = x.shape[:-1]  # (B, L) batch first, else (L, B)
+        batch, length = (lead[0], lead[1]) if bound["batch_first"] else (lead[1], lead[0])
+        head_shape = (batch, heads, length, embed // heads)
+        width = embed // heads
+
+        def meta(*shape: int) -> torch.Tensor:  # a shape, no data, unseen by an eager recording
+            with torch._C.DisableTorchFunction():
+                return torch.empty(shape, dtype=out.dtype, device="meta")
+
+        def step(suffix: str, family: str, raw: str, args: dict[str, Any], value: Any) -> Any:
+            reads = list(_operand_leaves(list(args.values())))
+            return self.kernel(f"{name}/{suffix}", family, raw, raw, args, reads, value)
+
+        projection = {"input": x, "weight": bound["in_proj_weight"]}
+        if isinstance(bound.get("in_proj_bias"), Operand):
+            projection["bias"] = bound["in_proj_bias"]
+        qkv = step("in_proj", "linear", "linear", projection, meta(*lead, 3 * embed))
+        qkv = step(
+            "split_heads", "reshape", "reshape", {"input": qkv}, meta(*lead, 3, heads, width)
+        )
+        qkv = step("to_heads", "permute", "permute", {"input": qkv}, meta(3, *head_shape))
+        parts = tuple(meta(*head_shape) for _ in range(3))
+        q, k, v = step("unbind", "split", "unbind", {"input": qkv}, parts)
+        masks = {m: bound[m] for m in ("attn_mask", "key_padding_mask") if m in bound}
+        core = meta(*head_shape)
+        core = step(
+            "attention",
+            "attention",
+            "scaled_dot_product_attention",
+            {"query": q, "key": k, "value": v, **masks},
+            core if weights is None else (core, weights),
+        )
+        core, weights = (core, None) if weights is None else core
+        merged = (batch, length) if bound["batch_first"] else (length, batch)
+        core = step(
+            "from_heads", "permute", "transpose", {"input": core}, meta(*merged, heads, width)
+        )
+        core = step("merge_heads", "reshape", "reshape", {"input": core}, meta(*lead, embed))
+        projection = {"input": core, "weight": bound["out_proj.weight"]}
+        if isinstance(bound.get("out_proj.bias"), Operand):
+            projection["bias"] = bound["out_proj.bias"]
+        return step("out_proj", "linear", "linear", projection, out), weights
+
     def mark_outputs(self, result: Any) -> None:
         for leaf in _operand_leaves(result):
             if self.mem_kind[leaf.mem] == ACTIVATION:
                 self.set_kind(leaf.mem, OUTPUT)
             self.outputs.append(leaf.mem)
+
+
+def _packed_self_attention(bound: dict[str, Any]) -> bool:
+    """Whether an ``nn.MultiheadAttention`` call is batched self-attention with packed
+    q/k/v weights and no extra key/value bias or zero attention (the usual transformer
+    block); other calls stay one ``attention`` kernel."""
+    x, weight = bound.get("query"), bound.get("in_proj_weight")
+    same = all(isinstance(bound.get(a), Operand) and bound[a].mem == getattr(x, "mem", -1)
+               for a in ("query", "key", "value"))  # fmt: skip
+    return (
+        same
+        and isinstance(weight, Operand)
+        and len(x.shape) == 3
+        and "bias_k" not in bound
+        and not bound.get("add_zero_attn", False)
+    )
 
 
 @dataclass(frozen=True)
@@ -349,7 +434,7 @@ class _FxRecorder(fx.Interpreter):
                 for name, tensor in (*module.named_parameters(), *module.named_buffers())
             }
             bound = bind_module(family, module, args, kwargs, state)
-            return rec.kernel(
+            return rec.module_kernel(
                 n.target,
                 family,
                 raw,
@@ -462,9 +547,10 @@ class _EagerRecorder(TorchFunctionMode):
         family = module_family(module)
         bound = bind_module(family, module, ops_args, ops_kwargs, state)
         reads = list(_operand_leaves(ops_args, ops_kwargs)) + list(state.values())
-        self._record(
+        arrays = rec.module_kernel(
             path, family, type(module).__name__, _module_target(module), bound, reads, output
         )
+        self._bind_result(output, arrays)
         return output
 
     def _record(
@@ -478,7 +564,11 @@ class _EagerRecorder(TorchFunctionMode):
         result: Any,
     ) -> None:
         """Add the kernel and point the result tensors at their new arrays."""
-        arrays = self.recorder.kernel(name, family, raw, target, bound, reads, result)
+        self._bind_result(
+            result, self.recorder.kernel(name, family, raw, target, bound, reads, result)
+        )
+
+    def _bind_result(self, result: Any, arrays: Any) -> None:
         for tensor, array in zip(pytree.tree_leaves(result), pytree.tree_leaves(arrays)):
             if isinstance(tensor, torch.Tensor):
                 self._bind(tensor, array)

@@ -237,8 +237,50 @@ def test_wrapped_attention_counts_projections_and_products() -> None:
     graph = trace(Attend().eval(), x, fallback="error")
     batch, length, dim = x.shape
     per_sample = 4 * length * dim * dim + 2 * length * length * dim + 4 * length * dim
-    assert graph.kernel_ops == ["attention"]
+    ops = ["linear", "reshape", "permute", "split", "attention", "permute", "reshape", "linear"]
+    assert graph.kernel_ops == ops
     assert graph.summary().flops == batch * per_sample
+
+
+class TimmAttention(nn.Module):
+    """timm's ``Attention`` written out: one packed qkv linear, heads split, F.sdpa, merged."""
+
+    def __init__(self, dim: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class TorchvisionAttention(nn.Module):
+    """torchvision's ViT block: the same attention through ``nn.MultiheadAttention``."""
+
+    def __init__(self, dim: int = 16, heads: int = 2, batch_first: bool = True) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=batch_first)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def test_multihead_attention_is_the_graph_of_the_attention_it_computes() -> None:
+    x = TOKENS_IN
+    module, written = (trace(m().eval(), x) for m in (TorchvisionAttention, TimmAttention))
+    assert module.kernel_ops == written.kernel_ops
+    assert module.summary().flops == written.summary().flops
+    assert [module.mem_shape[m] for m in module.writes[:, 1]] == [
+        written.mem_shape[m] for m in written.writes[:, 1]
+    ]
+    sequence_first = trace(TorchvisionAttention(batch_first=False).eval(), x.transpose(0, 1))
+    assert sequence_first.kernel_ops == module.kernel_ops
+    sequence_first.validate()
+    cross = trace(nn.MultiheadAttention(16, 2).eval(), (x[:2], x[2:], x[2:]))
+    assert cross.kernel_ops == ["attention"]  # other calls stay one kernel
 
 
 def test_token_input_is_an_int64_array_read_by_the_embedding() -> None:
