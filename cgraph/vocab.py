@@ -49,6 +49,12 @@ number of kernels equals the number of executed operations:
   :func:`cgraph.passes.drop_noops` can remove the ones that compute nothing.
   torchvision's ``stochastic_depth`` is a Python function: the trace records what
   it calls (nothing in eval mode; the random mask and the scaling in training).
+- ``attention``: the product softmax(QKᵀ/√d)V (``F.scaled_dot_product_attention``).
+  ``nn.MultiheadAttention`` on one batched input is recorded as the operations it
+  computes (q/k/v projection, heads split, ``attention``, heads merged, output
+  projection), the way a transformer written out by hand runs them, so both writings of
+  one block give one graph; other calls of the module (cross-attention, extra key/value
+  biases) stay one ``attention`` kernel with the projections' FLOPs in it.
 - Calls that return no tensor (``x.size()``, ``x.shape``, ``x.dim()``) and
   selecting an element of a tuple returned by a kernel are bookkeeping, not
   kernels.
