@@ -38,7 +38,7 @@ from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import NB201Space
 from cbred.bench.nb201_proxies import score_nb201
 from cbred.proxies import available_proxies, get_proxy, mean_rank, ranks, vote
-from cbred.proxies.ensemble import VOTE_MEMBERS
+from cbred.proxies.ensemble import ENSEMBLES, VOTE_MEMBERS
 from scipy.stats import kendalltau, spearmanr
 
 # Spearman ρ (Abdelfattah et al.) on CIFAR-10 / CIFAR-100 / ImageNet16-120.
@@ -146,7 +146,10 @@ def correlation_table(table: pd.DataFrame) -> pd.DataFrame:
     """ρ and τ of every statistic (and available ensembles) against the three accuracies."""
     truth = load_ground_truth()
     idx = table.index.to_numpy(dtype=np.int64)
-    oriented = {c: ranks(table[c].to_numpy(), get_proxy(c).direction) for c in table.columns}
+    oriented = {
+        c: ranks(table[c].to_numpy(), "higher" if c in ENSEMBLES else get_proxy(c).direction)
+        for c in table.columns
+    }
     if all(m in table.columns for m in VOTE_MEMBERS):
         oriented["vote"] = vote({m: table[m].to_numpy() for m in VOTE_MEMBERS})
     scored = [c for c in table.columns if c in available_proxies()]

@@ -298,28 +298,17 @@ def bestofn_runs(
     seeds: int,
     subspace: Subspace | None = None,
     stat_seconds: float = PROXY_SECONDS,
+    aggregate: str = "mean_rank",
 ) -> Runs:
-    """Best-of-N by one statistic, or by the mean rank of several (an ensemble)."""
+    """Best-of-N by one statistic, or by an ensemble of several combined by ``aggregate``."""
     objectives = [source.objective(s, stat_seconds) for s in statistics]
     space = search_space(source.coverage(statistics), subspace)
-
-    def ensemble_incumbents(result: SearchResult) -> np.ndarray:
-        from cbred.reduce.search.random_search import ensemble_scores
-
-        rows = _charged(result)
-        values = rows[list(statistics)].to_numpy(float)
-        # The ensemble ranks only the candidates seen so far, so each prefix is re-ranked.
-        best = [
-            int(np.argmax(ensemble_scores(objectives, values[: k + 1]))) for k in range(len(values))
-        ]
-        return rows["index"].to_numpy()[best]
-
-    incumbents = single_incumbents(objectives[0]) if len(objectives) == 1 else ensemble_incumbents
-    label = f"{'+'.join(statistics)} best-of-{n}" + (" in subspace" if subspace else "")
+    where = " in subspace" if subspace else ""
+    label = f"{_config_label(statistics, aggregate)} best-of-{n}{where}"
     return run_training_free(
         label,
-        lambda sp, seed: best_of_n(sp, objectives, n, seed),
-        incumbents,
+        lambda sp, seed: best_of_n(sp, objectives, n, seed, aggregate=aggregate),
+        _incumbents(objectives, aggregate),
         space,
         seeds,
         n,
@@ -327,27 +316,61 @@ def bestofn_runs(
     )
 
 
+def _config_label(statistics: Sequence[str], aggregate: str) -> str:
+    """``naswot``, ``synflow+jacob_cov`` (mean rank) or ``log_rank(synflow+jacob_cov)``."""
+    joined = "+".join(statistics)
+    return joined if len(statistics) == 1 or aggregate == "mean_rank" else f"{aggregate}({joined})"
+
+
+def _incumbents(
+    objectives: Sequence[TableObjective], aggregate: str
+) -> Callable[[SearchResult], np.ndarray]:
+    """The architecture a search would return after each charged evaluation."""
+    if len(objectives) == 1:
+        return single_incumbents(objectives[0])
+
+    def ensemble_incumbents(result: SearchResult) -> np.ndarray:
+        from cbred.reduce.search.random_search import ensemble_scores
+
+        rows = _charged(result)
+        values = rows[[o.name for o in objectives]].to_numpy(float)
+        # The ensemble ranks only the candidates seen so far, so each prefix is re-ranked.
+        best = [
+            int(np.argmax(ensemble_scores(objectives, values[: k + 1], aggregate)))
+            for k in range(len(values))
+        ]
+        return rows["index"].to_numpy()[best]
+
+    return ensemble_incumbents
+
+
 def rea_runs(
     source: ScoreSource,
-    statistic: str,
+    statistic: str | Sequence[str],
     evaluations: int,
     seeds: int,
     population: int = 20,
     tournament: int = 5,
     subspace: Subspace | None = None,
     stat_seconds: float = PROXY_SECONDS,
+    aggregate: str = "mean_rank",
 ) -> Runs:
-    """Training-free REA with a statistic as fitness and an evaluation budget."""
-    objective = source.objective(statistic, stat_seconds)
-    space = search_space(source.coverage([statistic]), subspace)
+    """Training-free REA with a statistic (or an ensemble of several, combined by
+    ``aggregate`` over the evaluated architectures) as fitness and an evaluation budget."""
+    statistics = [statistic] if isinstance(statistic, str) else list(statistic)
+    objectives = [source.objective(s, stat_seconds) for s in statistics]
+    space = search_space(source.coverage(statistics), subspace)
 
     def search(sp: Subspace, seed: int) -> SearchResult:
         budget = Budget(evaluations=evaluations)
-        return regularized_evolution(sp, objective, budget, seed, population, tournament)
+        return regularized_evolution(
+            sp, objectives, budget, seed, population, tournament, aggregate=aggregate
+        )
 
-    label = f"{statistic} REA-{evaluations}" + (" in subspace" if subspace else "")
-    incumbents = single_incumbents(objective)
-    return run_training_free(label, search, incumbents, space, seeds, evaluations)
+    where = " in subspace" if subspace else ""
+    label = f"{_config_label(statistics, aggregate)} REA-{evaluations}{where}"
+    incumbents = _incumbents(objectives, aggregate)
+    return run_training_free(label, search, incumbents, space, seeds, evaluations, len(objectives))
 
 
 def trained_runs(

@@ -1,0 +1,208 @@
+"""The label-free ensemble: chosen on half of NB201 against CIFAR-10, reported on the rest.
+
+    python -m cbred.bench.ensemble [--seeds 10] [--evaluations 1000] [--smoke]
+
+1. **Choice** (pre-registered here, before any figure below was seen): the candidates are
+   every subset of :data:`CANDIDATES` (the label-free columns of the shipped table) under
+   each aggregate of :data:`proxies.ensemble.AGGREGATES` (a single statistic is its own
+   ranking); the criterion is Spearman ρ with CIFAR-10 test accuracy on the half of NB201
+   drawn by :data:`SPLIT_SEED`; ties go to fewer members, then to the earlier candidate
+   (subsets in the order of :data:`CANDIDATES`, mean rank before log rank).  The winner must
+   be :data:`proxies.ensemble.RECOMMENDED`, the shipped ``recommended`` column.
+2. **Report**: ρ and Kendall τ on the held-out half and on the whole space for all three
+   data sets, and the precision of its top 1% (the share of its top 1% in the true top 1%),
+   beside each member alone, the vote, and the published figures.
+3. **Searches** with the ensemble as fitness, ranking only the architectures a search has
+   evaluated (the shipped column ranks the whole space and is never a search's fitness):
+   best-of-N with N = ``--evaluations`` (each member statistic evaluated N times) and REA
+   stopped at ``--evaluations`` architectures; mean ± std of test accuracy over search
+   seeds, beside NASWOT best-of-N and REA with synflow (the best single member) at the same
+   budget, random and optimal-N references, and the published NASWOT, TE-NAS and NASI rows.
+   The shipped table holds one proxy (batch/init) seed: the spread is over search seeds only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import numpy as np
+import pandas as pd
+from cbred.bench import experiments as ex
+from cbred.bench.dataset_names import DATASETS
+from cbred.bench.ground_truth import load_ground_truth
+from cbred.bench.score_table import shipped_scores
+from cbred.proxies.ensemble import AGGREGATES, RECOMMENDED, combine_ranks, ranks, vote
+from cbred.proxies.registry import get_proxy
+from scipy.stats import kendalltau, spearmanr
+
+CANDIDATES = ("naswot", "synflow", "jacob_cov", "snip", "grad_norm", "flops", "params")
+SPLIT_SEED = 201
+TOP = 0.01
+TARGET_RHO = 0.92
+TARGET_SEARCH = {"cifar10": 94.0, "cifar100": 72.5, "imagenet16_120": 46.0}
+PUBLISHED_RHO = {  # whole-space Spearman ρ, label-free (issue #16)
+    "VKDNW aggregate (CVPR 2025)": (0.919, 0.919, 0.906),
+    "AZ-NAS (CVPR 2024, authors' notebook)": (0.913, None, None),
+}
+PUBLISHED_SEARCH = {  # test accuracy, C10 / C100 / IN16
+    "TE-NAS": (93.9, 71.24, 42.38),
+    "NASI": (93.55, 71.20, 44.84),
+}
+
+
+def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed halves: (selection, held-out) indices of an n-architecture space."""
+    perm = np.random.default_rng(SPLIT_SEED).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
+
+
+def candidates() -> list[tuple[str, tuple[str, ...]]]:
+    """Every (aggregate, members) the choice considers, in tie-breaking order."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for size in range(1, len(CANDIDATES) + 1):
+        for members in itertools.combinations(CANDIDATES, size):
+            out += [(a, members) for a in AGGREGATES if size > 1 or a == AGGREGATES[0]]
+    return out
+
+
+def ensemble_score(table: pd.DataFrame, aggregate: str, members: tuple[str, ...]) -> np.ndarray:
+    """The ensemble over the table's rows (higher is better)."""
+    rows = [ranks(table[m].to_numpy(), get_proxy(m).direction) for m in members]
+    return combine_ranks(rows, aggregate)
+
+
+def choose(
+    table: pd.DataFrame, accuracy: np.ndarray
+) -> tuple[tuple[str, tuple[str, ...]], pd.DataFrame]:
+    """The chosen (aggregate, members) and every candidate's ρ on the selection half."""
+    selection, _ = split(len(table))
+    rows = []
+    for aggregate, members in candidates():
+        score = ensemble_score(table, aggregate, members)
+        rho = spearmanr(score[selection], accuracy[selection])[0]
+        rows.append({"aggregate": aggregate, "members": members, "rho": rho})
+    frame = pd.DataFrame(rows)
+    best = frame["rho"].max()
+    first = frame[frame["rho"] == best].assign(size=lambda f: f["members"].map(len))
+    winner = first.sort_values("size", kind="stable").iloc[0]
+    return (winner["aggregate"], winner["members"]), frame
+
+
+def precision_top(score: np.ndarray, accuracy: np.ndarray, share: float = TOP) -> float:
+    """Share of the score's top ``share`` that is in the accuracy's top ``share``."""
+    k = max(1, int(round(share * len(score))))
+    ours = np.argsort(-score, kind="stable")[:k]
+    truth = np.argsort(-accuracy, kind="stable")[:k]
+    return len(np.intersect1d(ours, truth)) / k
+
+
+def report(table: pd.DataFrame, accs: dict[str, np.ndarray], chosen) -> pd.DataFrame:
+    """ρ, τ (held-out half, whole space) and top-1% precision per data set, per row."""
+    _, held = split(len(table))
+    aggregate, members = chosen
+    scores = {f"recommended = {aggregate}({', '.join(members)})": ensemble_score(table, *chosen)}
+    scores["vote (synflow, jacob_cov, snip)"] = vote(
+        {m: table[m].to_numpy() for m in ("synflow", "jacob_cov", "snip")}
+    )
+    for m in members:
+        scores[m] = ensemble_score(table, "mean_rank", (m,))
+    rows = []
+    for name, score in scores.items():
+        row = {"ranking": name}
+        for d, acc in accs.items():
+            row[f"{d} rho held-out"] = spearmanr(score[held], acc[held])[0]
+            row[f"{d} rho"] = spearmanr(score, acc)[0]
+            row[f"{d} tau"] = kendalltau(score, acc)[0]
+            row[f"{d} top1%"] = precision_top(score, acc)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_report(frame: pd.DataFrame) -> str:
+    short = ex.SHORT
+    head = "| ranking |" + "".join(
+        f" {short[d]} ρ held-out | {short[d]} ρ | {short[d]} τ | {short[d]} top-1% |"
+        for d in DATASETS
+    )
+    lines = [head, "|---|" + "---|---|---|---|" * len(DATASETS)]
+    for _, r in frame.iterrows():
+        cells = "".join(
+            f" {r[f'{d} rho held-out']:.3f} | {r[f'{d} rho']:.3f} | {r[f'{d} tau']:.3f} |"
+            f" {r[f'{d} top1%']:.0%} |"
+            for d in DATASETS
+        )
+        lines.append(f"| {r['ranking']} |{cells}")
+    for name, rho in PUBLISHED_RHO.items():
+        cells = "".join(f" — | {'—' if v is None else f'{v:.3f}'} | — | — |" for v in rho)
+        lines.append(f"| published: {name} |{cells}")
+    return "\n".join(lines)
+
+
+def searches(evaluations: int, seeds: int) -> list[ex.Runs]:
+    """The search rows at ``evaluations`` statistic evaluations per member statistic."""
+    source = ex.load_scores([], sorted({*RECOMMENDED[1], "naswot"}))
+    aggregate, members = RECOMMENDED
+    coverage = source.coverage(list(members))
+    return [
+        ex.bestofn_runs(source, members, evaluations, seeds, aggregate=aggregate),
+        ex.rea_runs(source, members, evaluations, seeds, aggregate=aggregate),
+        ex.bestofn_runs(source, ("naswot",), evaluations, seeds),
+        ex.rea_runs(source, "synflow", evaluations, seeds),
+        ex.oracle_runs(1, seeds, coverage),
+        ex.oracle_runs(evaluations, seeds, coverage),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="search seeds")
+    parser.add_argument("--evaluations", type=int, default=1000, help="per member statistic")
+    parser.add_argument("--smoke", action="store_true", help="2 seeds, 50 evaluations")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.evaluations < 1:
+        parser.error(
+            f"--seeds and --evaluations must be >= 1, got {args.seeds}, {args.evaluations}"
+        )
+    seeds, evaluations = (2, 50) if args.smoke else (args.seeds, args.evaluations)
+    start = time.perf_counter()
+    table = shipped_scores()
+    truth = load_ground_truth()
+    idx = table.index.to_numpy(dtype=np.int64)
+    accs = {d: truth.accuracies(d)[idx] for d in DATASETS}
+    chosen, frame = choose(table, accs["cifar10"])
+    top = frame.sort_values("rho", ascending=False, kind="stable").head(5)
+    print(f"choice on the selection half (seed {SPLIT_SEED}, {len(table) // 2} architectures), "
+          f"CIFAR-10 ρ, {len(frame)} candidates; the best five:")  # fmt: skip
+    for _, r in top.iterrows():
+        print(f"  {r['rho']:.4f}  {r['aggregate']}({', '.join(r['members'])})")
+    agreed = "= RECOMMENDED" if chosen == RECOMMENDED else f"≠ RECOMMENDED {RECOMMENDED}"
+    print(f"chosen: {chosen[0]}({', '.join(chosen[1])}) {agreed}")
+    result = report(table, accs, chosen)
+    print()
+    print(format_report(result))
+    first = result.iloc[0]
+    for d in DATASETS:
+        rho = first[f"{d} rho"]
+        verdict = "met" if rho >= TARGET_RHO else f"NOT met, short by {TARGET_RHO - rho:.3f}"
+        print(f"whole-space ρ on {d}: {rho:.3f} (target ≥ {TARGET_RHO}: {verdict})")
+    print()
+    runs = searches(evaluations, seeds)
+    print(f"searches: {evaluations} evaluations per member statistic, {seeds} search seeds, "
+          "one proxy seed (the shipped table's)")  # fmt: skip
+    print(ex.results_table(runs))
+    print(f"(evals = architectures; an ensemble row computes {len(RECOMMENDED[1])} statistics "
+          f"for each, {evaluations} per member statistic)")  # fmt: skip
+    for name, row in PUBLISHED_SEARCH.items():
+        print(f"published {name}: " + " / ".join(f"{v:.2f}" for v in row))
+    for run in runs[:2]:
+        summary = run.summary()
+        gaps = [f"{summary[d][0] - TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
+        print(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")
+    print(f"seconds {time.perf_counter() - start:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
