@@ -133,3 +133,13 @@ def test_the_benchmark_smoke_run_prints_the_choice_and_the_gaps(capsys) -> None:
     assert "chosen: log_rank(synflow, jacob_cov, flops) = RECOMMENDED" in out
     assert "whole-space ρ on cifar10: 0.922 (target ≥ 0.92: met)" in out
     assert "NOT met, short by 0.040" in out  # ImageNet16-120: reported plainly
+
+
+def test_proxies_list_names_the_ensembles(capsys) -> None:
+    from cbred.bench.cli import main
+
+    assert main(["proxies", "list", "--brief"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("recommended"))
+    assert "synflow, jacob_cov, flops" in line and "log_rank" in line
+    assert any(x.startswith("az_nas") for x in out.splitlines())

@@ -495,3 +495,13 @@ def test_a_site_without_a_batch_axis_is_named_and_skipped() -> None:
     result = proxies.score(SequenceFirst(), (torch.randn(4, 3, 5), torch.arange(4)), ["naswot"])
     assert result.code_sites["naswot"] == {"F.relu (skipped: no batch axis)": 1, "F.relu": 1}
     assert math.isfinite(result["naswot"])
+
+
+def test_the_real_model_study_says_in_one_line_what_is_missing(monkeypatch, capsys) -> None:
+    from cbred.bench import real_models
+
+    monkeypatch.setattr(real_models, "LIBRARIES", ("torch", "cbred_no_such_library"))
+    assert real_models.main([]) == 2
+    out = capsys.readouterr().out.strip()
+    assert len(out.splitlines()) == 1
+    assert "cbred_no_such_library (ModuleNotFoundError" in out
