@@ -94,10 +94,17 @@ class ScoreSource:
         return np.asarray(covered, dtype=np.int64)
 
 
-def _from_store(path: Path, name: str, dataset: str, batch_size: int | None, seed: int | None):
+def _from_store(
+    path: Path,
+    name: str,
+    dataset: str,
+    batch_size: int | None,
+    seed: int | None,
+    space: str = "nb201",
+):
     from cbred.proxies.store import ScoreStore
 
-    where: dict[str, object] = {"space": "nb201", "statistic": name, "dataset": dataset}
+    where: dict[str, object] = {"space": space, "statistic": name, "dataset": dataset}
     if batch_size is not None:
         where["batch_size"] = batch_size
     if seed is not None:
@@ -121,9 +128,11 @@ def load_scores(
     dataset: str = "cifar10",
     batch_size: int | None = None,
     seed: int | None = None,
+    space: str = "nb201",
 ) -> ScoreSource:
     """Values of ``statistics`` from the first source (store or table) that has each; with no
-    sources, from the shipped NB201 score table when its setting matches.  A statistic
+    sources, from the shipped NB201 score table when its setting matches.  Stores are read
+    for the space named ``space`` (NB201's analytic params/flops only for ``nb201``).  A statistic
     missing from every given source is an error, never a silent fall-back to the shipped
     table.
 
@@ -135,7 +144,7 @@ def load_scores(
     series: dict[str, pd.Series] = {}
     origin: dict[str, str] = {}
     for name in statistics:
-        if name in ANALYTIC:
+        if name in ANALYTIC and space == "nb201":
             series[name], origin[name] = pd.Series(space_costs(default_space(), name)), "analytic"
             continue
         for raw in paths:
@@ -143,7 +152,7 @@ def load_scores(
             if not path.exists():
                 raise FileNotFoundError(f"score source {str(path)!r} does not exist")
             if path.suffix in (".db", ".sqlite"):
-                values = _from_store(path, name, dataset, batch_size, seed)
+                values = _from_store(path, name, dataset, batch_size, seed, space)
             else:
                 try:
                     values = load_score_table(path, name, dataset)
@@ -159,7 +168,7 @@ def load_scores(
                 "the shipped table"
             )
         if name not in series:
-            shipped = _shipped(name, dataset, batch_size, seed)
+            shipped = _shipped(name, dataset, batch_size, seed) if space == "nb201" else None
             if shipped is None:
                 raise KeyError(
                     f"statistic {name!r} is in none of the score sources "

@@ -1,5 +1,12 @@
 """The pre-registered C-BRED protocol: ``python -m cbred.bench.protocol [--seeds 10] [--smoke]``.
 
+On NB201 by default; ``--space SPEC --scores STORE`` runs it on any space with ground truth
+(``accuracy(index, dataset)`` or ``accuracies(dataset)``, such as NATS-Bench's size space with
+its file) and a score store covering it (``cbred score --space SPEC --score naswot --store
+STORE``).  The configuration stays the pre-registered one; a space whose architectures share
+one op-usage distribution (NATS-SSS: only widths differ) needs width-aware ``--features
+flops_usage``, and says so.
+
 Every row spends the same number B of statistic evaluations and keeps the same number k of
 architectures (k = the size of C-BRED's subspace in that run), so each row compares equal
 sizes at equal cost. Methods:
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +46,7 @@ from cbred.reduce.cluster import Points, make_clusterer
 from cbred.reduce.pipeline import space_points
 from cbred.reduce.search import Budget, TableObjective, regularized_evolution
 from cbred.reduce.select import select_best_parameter
+from cbred.reduce.space import load_space
 
 CONFIG = {
     "features": "op_usage",
@@ -89,11 +98,13 @@ def one_seed(
     points: Points,
     values: np.ndarray,
     methods: tuple[str, ...] = METHODS,
+    space: Any = None,
 ) -> list:
     """The ``methods`` at every budget for one seed (clustering, sampling and search seed);
-    ``points`` are the clustered features, ``values`` the statistic of every architecture.
-    ``cbred_uniform`` always runs: its subspace size is every row's k."""
-    space = default_space()
+    ``points`` are the clustered features of ``space`` (default NB201), ``values`` the
+    statistic of every architecture.  ``cbred_uniform`` always runs: its subspace size is
+    every row's k."""
+    space = default_space() if space is None else space
     clusterer = make_clusterer(CONFIG["cluster"], seed=seed)
     selection = select_best_parameter(clusterer, points, k_values)
     clusterer.set_params(n_clusters=selection.n_clusters)
@@ -171,32 +182,72 @@ CIFAR-10 test accuracy is kept (ties: the smaller).  CIFAR-100 and ImageNet16-12
 enter the choice; the reported CIFAR-10 rows are marked as the tuning data set."""
 
 
-def proxy_tables(paths: list[str], proxy_seeds: list[int], n_items: int) -> list[np.ndarray]:
-    """The statistic of every architecture under each proxy (batch/init) seed.
+def proxy_tables(
+    paths: list[str], proxy_seeds: list[int], n_items: int, space: Any = None
+) -> list[np.ndarray]:
+    """The statistic of every architecture of ``space`` (default NB201) under each proxy
+    (batch/init) seed.
 
     From the score sources ``paths`` (stores or tables, :func:`bench.experiments.load_scores`)
-    or, with none, the shipped table (seed 0 only).  A table that does not cover the whole
+    or, with none, NB201's shipped table (seed 0 only).  A table that does not cover the whole
     space is an error naming the command that completes it.
     """
     from cbred.bench.experiments import load_scores
 
+    name = "nb201" if space is None else str(space.name)
+    if name != "nb201" and not paths:
+        raise ValueError(
+            f"no score table ships for space {name!r}: score it with `cbred score --space "
+            f"SPEC --score {CONFIG['statistic']} --store STORE`, then pass --scores STORE"
+        )
+    scored_on = "cifar10" if name == "nb201" else str(getattr(space, "dataset", "") or "")
     tables = []
     for proxy_seed in proxy_seeds:
-        series = load_scores(paths, [CONFIG["statistic"]], seed=proxy_seed).series
+        source = load_scores(paths, [CONFIG["statistic"]], scored_on, seed=proxy_seed, space=name)
+        series = source.series
         values = series[CONFIG["statistic"]].reindex(range(n_items)).to_numpy(float)
         covered = int(series[CONFIG["statistic"]].index.isin(range(n_items)).sum())
         if covered < n_items:
             raise ValueError(
                 f"proxy seed {proxy_seed} covers {covered} of {n_items} architectures; "
-                f"complete it with `cbred score --space nb201 --score {CONFIG['statistic']} "
+                f"complete it with `cbred score --space {name} --score {CONFIG['statistic']} "
                 f"--seed {proxy_seed} --store STORE`"
             )
         tables.append(values)
     return tables
 
 
+def space_accuracies(space: Any, datasets: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Test accuracy of every architecture of ``space`` on each data set (its ground truth:
+    ``accuracies(dataset)``, else ``accuracy(index, dataset)`` per architecture)."""
+    if callable(getattr(space, "accuracies", None)):
+        return {d: np.asarray(space.accuracies(d), dtype=np.float64) for d in datasets}
+    if not callable(getattr(space, "accuracy", None)):
+        raise ValueError(
+            f"the protocol reports test accuracy: space {space.name!r} has no "
+            "accuracy(index, dataset) or accuracies(dataset)"
+        )
+    return {
+        d: np.array([space.accuracy(i, d) for i in range(len(space))], dtype=np.float64)
+        for d in datasets
+    }
+
+
+def k_range(k_max: int, budgets: tuple[float, ...], n: int) -> list[int]:
+    """The K the label-free search may choose: 2..k_max, and never more clusters than the
+    smallest budget can score once each (C-BRED evaluates every cluster); NB201's budgets
+    (≥ 156 evaluations) never bind."""
+    smallest = min(int(share * n) for share in budgets)
+    if smallest < 2:
+        raise ValueError(
+            f"a budget of {min(budgets):.0%} of {n} architectures is {smallest} evaluations; "
+            "C-BRED needs at least 2 (one per cluster of 2 clusters)"
+        )
+    return list(range(2, min(k_max, smallest) + 1))
+
+
 def tune(
-    points: Points, tables: list[np.ndarray], accs: dict, smoke: bool
+    points: Points, tables: list[np.ndarray], accs: dict, smoke: bool, space: Any = None
 ) -> tuple[int, pd.DataFrame]:
     """The k_max chosen on CIFAR-10 (see :data:`TUNING`) and the sensitivity table behind it:
     per k_max, the K the silhouette chose, k, and the CIFAR-10 gap (mean ± std over seeds)."""
@@ -210,11 +261,12 @@ def tune(
             for row in one_seed(
                 seed,
                 TUNING["budgets"],
-                list(range(2, k_max + 1)),
+                k_range(k_max, TUNING["budgets"], len(points.inverse)),
                 tuning_accs,
                 points,
                 values,
                 methods=("cbred_uniform", "topk_random"),
+                space=space,
             ):
                 rows.append({**row, "k_max": k_max})
     frame = pd.DataFrame(rows)
@@ -259,36 +311,52 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated proxy (batch/init) seeds; run seed s reads seed s mod their count",
     )
     parser.add_argument("--out", help="also write every row (per seed) as CSV")
+    parser.add_argument(
+        "--space",
+        default="nb201",
+        help="registered space or module:OBJECT with accuracy(index, dataset); all but nb201 "
+        "need --scores",
+    )
+    parser.add_argument(
+        "--features",
+        default=CONFIG["features"],
+        help=f"graph features clustered (pre-registered: {CONFIG['features']}; width-aware "
+        "flops_usage for spaces whose op usage is constant)",
+    )
     args = parser.parse_args(argv)
-    from cbred.bench.ground_truth import load_ground_truth
-
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     proxy_seeds = [int(v) for v in args.proxy_seeds.split(",")]
-    truth = load_ground_truth()
-    accs = {d: truth.accuracies(d) for d in DATASETS}
     seeds = 2 if args.smoke else args.seeds
     budgets = (0.01,) if args.smoke else BUDGETS
     start = time.perf_counter()
-    space = default_space()
-    points = space_points(space, CONFIG["distance"], CONFIG["features"])
-    tables = proxy_tables(args.scores, proxy_seeds, len(space))
+    space = default_space() if args.space == "nb201" else load_space(args.space)
+    tables = proxy_tables(args.scores, proxy_seeds, len(space), space)
+    accs = space_accuracies(space, DATASETS)
+    points = space_points(space, CONFIG["distance"], args.features)
+    if len(points.weights) < 2:
+        raise ValueError(
+            f"features {args.features!r} give every architecture of {space.name!r} the same "
+            "distribution: nothing to cluster; choose width-aware --features flops_usage"
+        )
     if args.k_max is None:
-        k_max, sensitivity = tune(points, tables, accs, args.smoke)
+        k_max, sensitivity = tune(points, tables, accs, args.smoke, space)
         print(f"tuning on {TUNING['dataset']} only, seeds {TUNING['seeds']}, B = 1%, 2%:")
         print(format_sensitivity(sensitivity, k_max))
     else:
         k_max = args.k_max
-    k_values = list(range(2, k_max + 1))
+    k_values = k_range(k_max, budgets, len(space))
     rows = []
     for seed in range(seeds):
-        rows += one_seed(seed, budgets, k_values, accs, points, tables[seed % len(tables)])
+        values = tables[seed % len(tables)]
+        rows += one_seed(seed, budgets, k_values, accs, points, values, space=space)
     frame = pd.DataFrame(rows)
     if args.out:
         with atomic_output(args.out) as tmp:
             frame.to_csv(tmp, index=False)
-    print(f"C-BRED protocol on NB201: {CONFIG}, K in 2..{k_max}, seeds 0..{seeds - 1}, "
-          f"proxy seeds {proxy_seeds}")  # fmt: skip
+    config = {**CONFIG, "features": args.features}
+    print(f"C-BRED protocol on {space.name}: {config}, K in 2..{max(k_values)}, "
+          f"seeds 0..{seeds - 1}, proxy seeds {proxy_seeds}")  # fmt: skip
     print("every row: B statistic evaluations, k kept (k = C-BRED uniform's subspace size;")
     print("  where k > B the ranking baselines keep only their B scored architectures)")
     if args.k_max is None:

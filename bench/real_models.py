@@ -32,10 +32,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -81,9 +83,7 @@ class FirstOutput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kwargs = {"return_dict": False}
         if self.decoder is not None:
-            kwargs["decoder_input_ids"] = torch.zeros(
-                x.shape[0], 4, dtype=torch.long, device=x.device
-            )
+            kwargs["decoder_input_ids"] = x.new_zeros((x.shape[0], 4), dtype=torch.long)
         return self.model(x, **kwargs)[0]
 
 
@@ -258,13 +258,17 @@ def counted_flops(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
     return c.get_total_flops()
 
 
-def traced(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[CompGraph, str]:
-    """The model's graph and the path that traced it (``fx`` or ``eager``)."""
+def traced(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[CompGraph, str, str]:
+    """The model's graph, the path that traced it (``fx`` or ``eager``) and, for ``eager``,
+    the line the fallback warning names."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TraceFallbackWarning)
         graph = trace(model, inputs)
-    fell_back = any(issubclass(w.category, TraceFallbackWarning) for w in caught)
-    return graph, "eager" if fell_back else "fx"
+    fallbacks = [str(w.message) for w in caught if issubclass(w.category, TraceFallbackWarning)]
+    if not fallbacks:
+        return graph, "fx", ""
+    named = re.search(r"(?:\(at|forward at) (\S+?):(\d+)", fallbacks[0])
+    return graph, "eager", f"{Path(named[1]).name}:{named[2]}" if named else "no line named"
 
 
 def study(entry: Entry, batch: int) -> tuple[dict, CompGraph]:
@@ -273,7 +277,7 @@ def study(entry: Entry, batch: int) -> tuple[dict, CompGraph]:
     model = entry.build().eval()
     inputs = entry.inputs(batch)
     start = time.perf_counter()
-    graph, path = traced(model, inputs)
+    graph, path, line = traced(model, inputs)
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         flops = counted_flops(model, inputs)
@@ -284,6 +288,7 @@ def study(entry: Entry, batch: int) -> tuple[dict, CompGraph]:
         "library": entry.library,
         "model": entry.name,
         "path": path,
+        "fallback_line": line,
         "kernels": graph.num_kernels,
         "other": graph.kernel_ops.count("other"),
         "params_equal": graph.summary().params == params,
@@ -343,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(row)
         graphs[entry.name, entry.library] = graph
-        print(f"{row['library']:>12} {row['model']:<24} {row['path']:<5} {row['kernels']:5d}k "
+        at = f" [{row['fallback_line']}]" if row["fallback_line"] else ""
+        print(f"{row['library']:>12} {row['model']:<24} {row['path']:<5}{at} {row['kernels']:5d}k "
               f"params {'=' if row['params_equal'] else '≠'} flops×{row['flops_ratio']:.3f} "
               f"naswot {row['naswot']:10.2f}  {row['read']}  ({row['seconds']:.1f} s)",
               flush=True)  # fmt: skip
@@ -355,8 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             frame.to_csv(tmp, index=False)
     finite = int(np.isfinite(frame["naswot"]).sum())
     print(f"NASWOT finite on {finite} of {len(frame)} (target ≥ {TARGETS['naswot_finite']} of 39)")
+    eager = frame["path"] == "eager"
+    named = int((eager & (frame["fallback_line"] != "no line named")).sum())
     print(f"traced by fx {int((frame['path'] == 'fx').sum())}, recorded eagerly "
-          f"{int((frame['path'] == 'eager').sum())}; parameter count equal on "
+          f"{int(eager.sum())} (the warning names a line for {named}); parameter count equal on "
           f"{int(frame['params_equal'].sum())}; 2×MACs within 1% of flop_counter on "
           f"{int((abs(frame['flops_ratio'] - 1) <= 0.01).sum())}")  # fmt: skip
     for a, lib_a, b, lib_b in PAIRS:
