@@ -6,7 +6,7 @@ architecture of any space (its ``build`` and ``batch``); :mod:`proxies.ensemble`
 populations.
 """
 
-from cbred.proxies import activation, cost, recent, saliency  # noqa: F401  (registers them)
+from cbred.proxies import activation, cost, recent, saliency, vkdnw  # noqa: F401  (registers them)
 from cbred.proxies.api import ScoreResult, score, score_space
 from cbred.proxies.ensemble import az_nas, log_rank, mean_rank, ranks, recommended, vote
 from cbred.proxies.registry import (

@@ -24,9 +24,10 @@ from torch.utils import _pytree as pytree
 # Errors a statistic's computation may raise on a numerically bad network; bugs elsewhere
 # (TypeError, AttributeError, ...) still surface.
 NUMERIC_ERRORS = (ProxyUndefined, ArithmeticError, RuntimeError, ValueError)
-FLOAT_INPUT = frozenset({"input_grad", "synflow", "zen", "aznas"})
+FLOAT_INPUT = frozenset({"input_grad", "synflow", "zen", "aznas", "vkdnw"})
 """Pass features that differentiate with respect to the input or replace it by synthetic
-floats (synflow's ones, Zen's and AZ-NAS's Gaussians): undefined on integer token ids."""
+floats (synflow's ones, Zen's, AZ-NAS's and VKDNW's Gaussians): undefined on integer token
+ids."""
 
 
 @dataclass(frozen=True)

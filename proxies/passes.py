@@ -23,6 +23,8 @@ fewest passes:
   those methods' own initialisations, the weights restored after
   (:mod:`proxies.recent_passes`); the main pass's ``neuron_patterns`` counts SWAP's
   distinct sample-wise patterns from its codes.
+* ``vkdnw`` – per-sample logit Jacobians of sampled weights at VKDNW's initialisation on a
+  Gaussian input, and the spectrum of their Fisher matrix (:mod:`proxies.vkdnw`).
 
 Every pass runs on the caller's working copy of the model under ``torch.random.fork_rng``
 reseeded with the score's seed, so a statistic computed alone or fused with others sees
@@ -71,7 +73,7 @@ MAIN_FEATURES = (
     "input_grad",
     "neuron_patterns",
 )
-FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico", "meco", "zen", "aznas")
+FEATURES = (*MAIN_FEATURES, "synflow", "ntk", "zico", "meco", "zen", "aznas", "vkdnw")
 # The version of the values the passes produce; part of every stored statistic's version
 # (proxies.engine.statistic_version).  Bump it when a change alters any value, so that
 # score stores recompute; tests/test_proxies_golden.py fails on such a change.
@@ -113,6 +115,7 @@ class PassResults:
     meco: tuple[list[float], list[float]] | None = None  # MeCo, MeCo_opt terms per call
     zen: tuple[float, float] | None = None  # log perturbation gap, batch-norm log-scales
     aznas: AZTerms | None = None
+    vkdnw: tuple[int, np.ndarray] | None = None  # parameter tensors, Fisher eigenvalues
 
 
 @contextmanager
@@ -421,6 +424,15 @@ def run_aznas(results: PassResults, seed: int) -> None:
         results.aznas = az_terms(results.model, results.x)
 
 
+def run_vkdnw(results: PassResults, seed: int) -> None:
+    """VKDNW's parameter-tensor count and Fisher spectrum at its initialisation, on a copy."""
+    # imported here: proxies.vkdnw registers its statistics, which reads FEATURES above
+    from cbred.proxies.vkdnw import vkdnw_terms
+
+    with seeded(seed, results.x.device):
+        results.vkdnw = vkdnw_terms(results.model, results.x)
+
+
 PASSES = {
     "synflow": run_synflow,
     "ntk": run_ntk,
@@ -428,6 +440,7 @@ PASSES = {
     "meco": run_meco,
     "zen": run_zen,
     "aznas": run_aznas,
+    "vkdnw": run_vkdnw,
 }
 
 
