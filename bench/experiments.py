@@ -122,6 +122,18 @@ def _from_store(
     return pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(np.int64))
 
 
+def _table_setting_matches(path: Path, batch_size: int | None, seed: int | None) -> bool:
+    """Whether a Parquet table records no setting, or the one asked for (its ``attrs``, as
+    :func:`bench.score_table.pack_store` writes them); CSV tables record none."""
+    if path.suffix != ".parquet" or (batch_size is None and seed is None):
+        return True
+    import pyarrow.parquet as pq
+
+    recorded = (pq.read_schema(path).pandas_metadata or {}).get("attributes", {})
+    wanted = {"batch_size": batch_size, "seed": seed}
+    return all(v is None or k not in recorded or recorded[k] == v for k, v in wanted.items())
+
+
 def load_scores(
     paths: Sequence[str | os.PathLike[str]],
     statistics: Sequence[str],
@@ -153,6 +165,8 @@ def load_scores(
                 raise FileNotFoundError(f"score source {str(path)!r} does not exist")
             if path.suffix in (".db", ".sqlite"):
                 values = _from_store(path, name, dataset, batch_size, seed, space)
+            elif not _table_setting_matches(path, batch_size, seed):
+                values = None  # a table scored under another seed never stands in for this one
             else:
                 try:
                     values = load_score_table(path, name, dataset)

@@ -515,6 +515,16 @@ def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
     assert seed1[5] == 5.0 and seed1[100] == 3.0 and np.isfinite(seed0).sum() > 15000
     with pytest.raises(ValueError, match="proxy seed 2 covers 1 of 15625 .* --seed 2"):
         proxy_tables([str(tmp_path / "s.db")], [2], 15625)
+    # seed 0 is the shipped table's, beside a store of other seeds
+    both = proxy_tables([str(tmp_path / "s.db")], [0, 1], 15625)
+    np.testing.assert_array_equal(both[0], seed0)
+    np.testing.assert_array_equal(both[1], seed1)
+    # a table scored under seed 0 never stands in for seed 1
+    from cbred.bench.score_table import shipped_scores
+
+    shipped_scores().to_parquet(tmp_path / "seed0.parquet")
+    with pytest.raises(KeyError, match="'naswot' is in none of the score sources"):
+        proxy_tables([str(tmp_path / "seed0.parquet")], [1], 15625)
 
 
 def test_undefined_scores_never_pick_a_cluster():
