@@ -55,13 +55,8 @@ from cbred.bench.nb201 import NB201Space
 from cbred.bench.reference_recent import compare
 from cbred.proxies import score
 from cbred.proxies.passes import seeded
-from cbred.proxies.vkdnw import (
-    STATISTICS,
-    VKDNW_PER_TENSOR,
-    VKDNW_TENSORS,
-    decile_entropy,
-    fisher_at_init,
-)
+from cbred.proxies.vkdnw import STATISTICS, decile_entropy
+from cbred.proxies.vkdnw_passes import VKDNW_PER_TENSOR, VKDNW_TENSORS, fisher_at_init
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 

@@ -24,7 +24,7 @@ fewest passes:
   (:mod:`proxies.recent_passes`); the main pass's ``neuron_patterns`` counts SWAP's
   distinct sample-wise patterns from its codes.
 * ``vkdnw`` – per-sample logit Jacobians of sampled weights at VKDNW's initialisation on a
-  Gaussian input, and the spectrum of their Fisher matrix (:mod:`proxies.vkdnw`).
+  Gaussian input, and the spectrum of their Fisher matrix (:mod:`proxies.vkdnw_passes`).
 
 Every pass runs on the caller's working copy of the model under ``torch.random.fork_rng``
 reseeded with the score's seed, so a statistic computed alone or fused with others sees
@@ -59,6 +59,7 @@ from cbred.proxies.recent_passes import (
     meco_eigenvalues,
     zen_terms,
 )
+from cbred.proxies.vkdnw_passes import vkdnw_terms
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -426,9 +427,6 @@ def run_aznas(results: PassResults, seed: int) -> None:
 
 def run_vkdnw(results: PassResults, seed: int) -> None:
     """VKDNW's parameter-tensor count and Fisher spectrum at its initialisation, on a copy."""
-    # imported here: proxies.vkdnw registers its statistics, which reads FEATURES above
-    from cbred.proxies.vkdnw import vkdnw_terms
-
     with seeded(seed, results.x.device):
         results.vkdnw = vkdnw_terms(results.model, results.x)
 

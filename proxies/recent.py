@@ -16,11 +16,9 @@ scoring functions):
   ``flops`` statistic, and the non-linear rank aggregate over a population is
   :func:`proxies.ensemble.az_nas`.
 
-Not added: VKDNW (Týbl & Neumann, CVPR 2025) would fit a pass like ``ntk`` (per-sample
-logit Jacobians over a subset of the weights, in eval mode), but the authors' NB201 driver
-that sets the subset's size is not in their repository and their scoring function's default
-(0 weights per tensor) gives an empty Fisher matrix, so it could not be checked against
-their code.  NASI (Shu et al., ICLR 2022) is a search that optimises a relaxed supernet; its
+VKDNW (Týbl & Neumann, CVPR 2025) has a module of its own, :mod:`proxies.vkdnw` (its
+driver's weight sample is recovered from the authors' repository history there).  Not
+added: NASI (Shu et al., ICLR 2022) is a search that optimises a relaxed supernet; its
 per-architecture quantity, the NTK trace estimated by ‖∂L/∂θ‖², reads the labels.
 """
 

@@ -34,7 +34,7 @@ def test_fused_results_equal_separate_results_exactly(batch) -> None:
     net = nb201_model(ARCH, seed=1, channels=4, cells_per_stage=1)
     names = proxies.available_proxies()
     fused = proxies.score(net, batch, names, seed=5)
-    assert fused.passes == ("main", "synflow", "ntk", "zico", "meco", "zen", "aznas")
+    assert fused.passes == ("main", "synflow", "ntk", "zico", "meco", "zen", "aznas", "vkdnw")
     for name in names:
         alone = proxies.score(net, batch, [name], seed=5)
         assert _same(fused[name], alone[name]), name

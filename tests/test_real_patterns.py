@@ -279,6 +279,7 @@ def test_multihead_attention_is_the_graph_of_the_attention_it_computes() -> None
     sequence_first = trace(TorchvisionAttention(batch_first=False).eval(), x.transpose(0, 1))
     assert sequence_first.kernel_ops == module.kernel_ops
     sequence_first.validate()
+
     class Cross(TorchvisionAttention):
         def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
             return self.attn(x, memory, memory, need_weights=False)[0]
