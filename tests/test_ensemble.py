@@ -143,3 +143,27 @@ def test_proxies_list_names_the_ensembles(capsys) -> None:
     line = next(x for x in out.splitlines() if x.startswith("recommended"))
     assert "synflow, jacob_cov, flops" in line and "log_rank" in line
     assert any(x.startswith("az_nas") for x in out.splitlines())
+
+
+def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
+    import json
+
+    from cbred.bench.cli import main
+
+    out = tmp_path / "rea.json"
+    args = ["search", "rea", "--space", "nb201", "--score", "recommended"]
+    assert main([*args, "--evaluations", "60", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["members"] == list(RECOMMENDED[1]) and report["aggregate"] == "log_rank"
+    assert report["evaluations"] == 60 and len(report["history"]["index"]) == 20
+    assert "20 architectures × 3 statistics" in capsys.readouterr().out
+    assert main(["search", "bestofn", "--space", "nb201", "--score", "naswot+synflow",
+                 "--aggregate", "log_rank", "--evaluations", "10"]) == 0  # fmt: skip
+    assert "5 architectures × 2 statistics" in capsys.readouterr().out
+    for bad, message in (
+        (["search", "area", "--space", "nb201", "--score", "recommended"], "one statistic"),
+        ([*args, "--evaluations", "2"], "fewer than the 3 statistics"),
+        (["search", "rea", "--space", "nb201", "--score", "naswot+naswot"], "distinct"),
+    ):
+        assert main(bad) == 2
+        assert message in capsys.readouterr().err

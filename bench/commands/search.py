@@ -33,7 +33,19 @@ _positive = positive_int
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subspace", help="search inside this subspace (cbred reduce --out)")
-    p.add_argument("--score", default="naswot", help="training-free statistic (fitness)")
+    p.add_argument(
+        "--score",
+        default="naswot",
+        help="training-free statistic (fitness); 'a+b+c' a rank ensemble of several, "
+        "'recommended' cbred's label-free ensemble (log rank of synflow, jacob_cov, flops)",
+    )
+    p.add_argument(
+        "--aggregate",
+        choices=("mean_rank", "log_rank"),
+        default="mean_rank",
+        help="how an 'a+b+c' ensemble combines its members' ranks among the evaluated "
+        "architectures (default mean_rank)",
+    )
     p.add_argument("--scores", help="score table with the statistic; 'none' to always compute live")
     p.add_argument("--evaluations", type=positive_int, default=100, help="statistic evaluations")
     p.add_argument("--dataset", default="cifar10", help="data set whose accuracy is reported")
@@ -76,19 +88,35 @@ def register_area(actions: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_search, method="area")
 
 
-def _objective(args: argparse.Namespace, space: Any) -> tuple[Any, str]:
-    """The statistic as a search objective: a table, the space's shipped table, or live."""
+def _ensemble(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The statistics ``--score`` names and how several combine: ``recommended`` is cbred's
+    ensemble (its members, log rank); ``a+b`` uses ``--aggregate``."""
+    if args.score == "recommended":
+        from cbred.proxies.ensemble import RECOMMENDED
+
+        return list(RECOMMENDED[1]), RECOMMENDED[0]
+    names = [n.strip() for n in args.score.split("+")]
+    if not all(names) or len(set(names)) != len(names):
+        raise ValueError(
+            f"--score {args.score!r}: expected a statistic, distinct statistics joined by '+', "
+            "or 'recommended'"
+        )
+    return names, args.aggregate
+
+
+def _objective(args: argparse.Namespace, space: Any, name: str) -> tuple[Any, str]:
+    """Statistic ``name`` as a search objective: a table, the space's shipped table, or live."""
     from cbred.reduce.pipeline import load_score_table, space_score_table
     from cbred.reduce.search import LiveProxyObjective, TableObjective
 
     live_only = args.scores is not None and args.scores.lower() == "none"
     if args.scores and not live_only:
-        values = load_score_table(args.scores, args.score)
-        return TableObjective(args.score, values), f"table {Path(args.scores).name}"
-    shipped = None if live_only else space_score_table(space, args.score)
+        values = load_score_table(args.scores, name)
+        return TableObjective(name, values), f"table {Path(args.scores).name}"
+    shipped = None if live_only else space_score_table(space, name)
     if shipped is not None and len(shipped) == len(space):
-        return TableObjective(args.score, shipped), "shipped score table"
-    live = LiveProxyObjective(args.score, space, args.batch_size, args.seed, device=args.device)
+        return TableObjective(name, shipped), "shipped score table"
+    live = LiveProxyObjective(name, space, args.batch_size, args.seed, device=args.device)
     return live, "live"
 
 
@@ -123,13 +151,32 @@ def run_search(args: argparse.Namespace) -> int:
     where: Any = space
     if args.subspace:
         where = Subspace.from_file(args.subspace, space)
-    objective, origin = _objective(args, space)
-    budget = Budget(evaluations=args.evaluations)
+    names, aggregate = _ensemble(args)
+    if len(names) > 1 and args.method == "area":
+        raise ValueError(f"area screens with one statistic, got the ensemble {args.score!r}")
+    if args.evaluations < len(names):
+        raise ValueError(
+            f"--evaluations {args.evaluations} is fewer than the {len(names)} statistics "
+            f"of {args.score!r} spend on one architecture"
+        )
+    found = [_objective(args, space, name) for name in names]
+    objectives = [o for o, _ in found]
+    origin = ", ".join(sorted({source for _, source in found}))
+    objective = objectives[0] if len(objectives) == 1 else objectives
+    # every member statistic is evaluated for each architecture: N shrinks to stay in budget
+    architectures = args.evaluations // len(names)
+    budget = Budget(evaluations=architectures)
     if args.method == "bestofn":
-        result = best_of_n(where, objective, args.evaluations, args.seed, budget)
+        result = best_of_n(where, objective, architectures, args.seed, budget, aggregate)
     elif args.method == "rea":
         result = regularized_evolution(
-            where, objective, budget, args.seed, args.population, args.tournament
+            where,
+            objective,
+            budget,
+            args.seed,
+            args.population,
+            args.tournament,
+            aggregate=aggregate,
         )
     else:
         if not callable(getattr(space, "accuracy", None)):
@@ -154,10 +201,12 @@ def run_search(args: argparse.Namespace) -> int:
         "space_spec": args.space,
         "subspace": args.subspace,
         "statistic": args.score,
+        "members": names,
+        "aggregate": aggregate if len(names) > 1 else None,
         "score_source": origin,
         "seed": args.seed,
         "evaluations_budget": args.evaluations,
-        "evaluations": int(result.evaluations),
+        "evaluations": int(result.evaluations) * len(names),
         "stop_reason": result.stop_reason,
         "best": best,
         "best_arch": space.arch_str(best),
@@ -173,7 +222,8 @@ def run_search(args: argparse.Namespace) -> int:
         f"search           {args.method} on {report['space']}"
         + (f" inside {args.subspace} ({len(where)} architectures)" if args.subspace else "")
     )
-    print(f"statistic        {args.score} ({origin})")
+    members = f" = {aggregate}({', '.join(names)})" if len(names) > 1 else ""
+    print(f"statistic        {args.score}{members} ({origin})")
     if args.method == "area":  # two phases: statistic screening, then accuracy queries
         screened = int((result.history["phase"] == "screen").sum())
         spent = f"{screened} statistic evaluations + {report['evaluations'] - screened} accuracy "
@@ -181,7 +231,9 @@ def run_search(args: argparse.Namespace) -> int:
         value_name = f"accuracy[{args.dataset}]"
     else:
         spent = f"{report['evaluations']} of {args.evaluations}"
-        value_name = args.score
+        if len(names) > 1:
+            spent += f" ({result.evaluations} architectures × {len(names)} statistics)"
+        value_name = args.score if len(names) == 1 else f"{aggregate} among the evaluated"
     reason = f" ({result.stop_reason})" if result.stop_reason else ""
     print(f"evaluations      {spent}{reason}")
     print(f"best             #{best} {report['best_arch']}  {value_name}={result.best_value:.6g}")
