@@ -527,6 +527,20 @@ def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
         proxy_tables([str(tmp_path / "seed0.parquet")], [1], 15625)
 
 
+def test_the_shipped_second_proxy_seed_covers_nb201_and_differs_from_the_first() -> None:
+    """bench/data/nb201_naswot_seed1.parquet: naswot under batch/init seed 1, whole space."""
+    from importlib import resources
+
+    from cbred.bench.protocol import proxy_tables
+    from scipy.stats import spearmanr
+
+    path = str(resources.files("cbred.bench") / "data" / "nb201_naswot_seed1.parquet")
+    seed0, seed1 = proxy_tables([path], [0, 1], 15625)
+    both = np.isfinite(seed0) & np.isfinite(seed1)
+    assert both.sum() > 15000 and not np.array_equal(seed0[both], seed1[both])
+    assert spearmanr(seed0[both], seed1[both])[0] > 0.99  # close over the space, noisy at the top
+
+
 def test_undefined_scores_never_pick_a_cluster():
     """All-NaN statistics: a clear error, not an arbitrary subspace with f = -inf."""
     from cbred.reduce.cbred import choose_clusters
