@@ -39,7 +39,6 @@ their float32 spectrum changes (see :mod:`proxies.vkdnw`).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import copy
 import gc
@@ -52,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from cbred.bench.nb201 import NB201Space
-from cbred.bench.reference_recent import compare
+from cbred.bench.reference_recent import reference_parser, report
 from cbred.proxies import score
 from cbred.proxies.passes import seeded
 from cbred.proxies.vkdnw import STATISTICS, decile_entropy
@@ -153,29 +152,8 @@ def float32_solver_entropy(net: nn.Module, x: torch.Tensor, seed: int) -> float:
     return decile_entropy(torch.svd(fisher.float()).S.double().cpu().numpy())
 
 
-def report(ours: dict[str, list[float]], theirs: dict[str, list[float]], n: int) -> str:
-    """The side-by-side table (a row per statistic in ``ours``)."""
-    lines = [
-        f"{n} NB201 architectures",
-        f"{'statistic':<16}{'Spearman':>10}{'(both finite)':>15}{'max rel diff':>14}"
-        f"{'finite in one':>15}",
-    ]
-    for name in ours:
-        rho, rho_both, rel, mismatched = compare(ours[name], theirs[name])
-        lines.append(f"{name:<16}{rho:10.4f}{rho_both:15.4f}{rel:14.2e}{mismatched:15d}")
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ref-dir", type=Path, required=True, help="checkout, see the doc")
-    parser.add_argument("--archs", type=int, default=20, help="architectures (seeded sample)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--cells", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--values", action="store_true", help="print every value pair")
+    parser = reference_parser(__doc__, 20)
     parser.add_argument(
         "--float32-solver",
         action="store_true",
