@@ -33,8 +33,7 @@ from cbred.bench import experiments as ex
 from cbred.bench.dataset_names import DATASETS
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.score_table import shipped_scores
-from cbred.proxies.ensemble import AGGREGATES, RECOMMENDED, combine_ranks, ranks, vote
-from cbred.proxies.registry import get_proxy
+from cbred.proxies.ensemble import AGGREGATES, RECOMMENDED, rank_ensemble, vote
 from scipy.stats import kendalltau, spearmanr
 
 CANDIDATES = ("naswot", "synflow", "jacob_cov", "snip", "grad_norm", "flops", "params")
@@ -69,8 +68,7 @@ def candidates() -> list[tuple[str, tuple[str, ...]]]:
 
 def ensemble_score(table: pd.DataFrame, aggregate: str, members: tuple[str, ...]) -> np.ndarray:
     """The ensemble over the table's rows (higher is better)."""
-    rows = [ranks(table[m].to_numpy(), get_proxy(m).direction) for m in members]
-    return combine_ranks(rows, aggregate)
+    return rank_ensemble({m: table[m].to_numpy() for m in members}, members, aggregate)
 
 
 def choose(

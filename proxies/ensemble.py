@@ -64,10 +64,17 @@ def combine_ranks(rank_rows: np.ndarray, aggregate: str) -> np.ndarray:
     raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {AGGREGATES}")
 
 
+def rank_ensemble(
+    table: Mapping[str, Sequence[float]], names: Sequence[str], aggregate: str
+) -> np.ndarray:
+    """Each member of ``names`` ranked over the population by its registered direction, the
+    ranks combined by ``aggregate`` (:func:`combine_ranks`; higher is better)."""
+    return combine_ranks([rankdata(row) for row in _oriented(table, names)], aggregate)
+
+
 def mean_rank(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.ndarray:
     """Mean over ``names`` of each member's rank (higher is better)."""
-    oriented = _oriented(table, names)
-    return combine_ranks([rankdata(row) for row in oriented], "mean_rank")
+    return rank_ensemble(table, names, "mean_rank")
 
 
 def vote(
@@ -98,8 +105,7 @@ def log_rank(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.n
     bottom pulls it down far more than in :func:`mean_rank`, so the best networks are the
     ones no member rates poorly.
     """
-    oriented = _oriented(table, names)
-    return combine_ranks([rankdata(row) for row in oriented], "log_rank")
+    return rank_ensemble(table, names, "log_rank")
 
 
 def az_nas(table: Mapping[str, Sequence[float]], names: Sequence[str] = AZ_MEMBERS) -> np.ndarray:
@@ -113,8 +119,7 @@ def recommended(table: Mapping[str, Sequence[float]]) -> np.ndarray:
     """cbred's label-free ensemble (:data:`RECOMMENDED`) over the population of ``table``:
     log relative ranks of synflow, jacob_cov and FLOPs summed (higher is better)."""
     aggregate, members = RECOMMENDED
-    oriented = _oriented(table, members)
-    return combine_ranks([rankdata(row) for row in oriented], aggregate)
+    return rank_ensemble(table, members, aggregate)
 
 
 ENSEMBLES: dict[str, tuple[tuple[str, ...], str]] = {
