@@ -207,6 +207,53 @@ def _shipped(name: str, dataset: str, batch_size: int | None, seed: int | None):
     return values
 
 
+@dataclass
+class ProxySeeds:
+    """Search seed → the objectives it reads, when runs span proxy (batch/init) seeds.
+
+    Search seed ``s`` reads proxy seed ``seeds[s % len(seeds)]``, so each run draws its
+    search and its proxy seed, as in the protocol.  A statistic comes from the score sources
+    ``paths`` (or the shipped table, seed 0) when one covers all of NB201 in that setting;
+    otherwise it is computed live for the architectures the search visits, the members of
+    a configuration in one fused pass (:func:`reduce.search.live_objectives`), and kept in
+    ``store`` so that a rerun (or an interrupted one) computes nothing twice.
+    """
+
+    seeds: tuple[int, ...]
+    paths: tuple[str, ...] = ()
+    store: str | None = None
+    _live: dict[tuple[int, tuple[str, ...]], list] = field(default_factory=dict, repr=False)
+
+    def proxy_seed(self, search_seed: int) -> int:
+        return self.seeds[search_seed % len(self.seeds)]
+
+    def objectives(self, statistics: Sequence[str], search_seed: int) -> list:
+        """The objectives of ``statistics`` for search seed ``search_seed``."""
+        from cbred.reduce.search import live_objectives
+
+        seed = self.proxy_seed(search_seed)
+        found = {}
+        for name in statistics:
+            for paths in (list(self.paths), []):  # the sources, then the shipped table
+                try:
+                    source = load_scores(paths, [name], seed=seed, batch_size=64)
+                except KeyError:
+                    continue  # in no source for this seed: scored live below
+                if len(source.coverage([name])) == len(default_space()):
+                    found[name] = source.objective(name)
+                    break
+        rest = tuple(n for n in statistics if n not in found)
+        if rest and (seed, rest) not in self._live:
+            self._live[seed, rest] = live_objectives(
+                rest, default_space(), 64, seed, store=self.store
+            )
+        found.update((o.name, o) for o in self._live.get((seed, rest), []))
+        return [found[n] for n in statistics]
+
+    def label(self) -> str:
+        return f" (proxy seeds {','.join(map(str, self.seeds))})"
+
+
 def load_subspace(path: str | os.PathLike[str]) -> Subspace:
     """A subspace of NB201 written by ``cbred reduce`` (.json or .csv); a subspace of
     another space is an error (its indices would be read as NB201's)."""
@@ -322,21 +369,33 @@ def bestofn_runs(
     subspace: Subspace | None = None,
     stat_seconds: float = PROXY_SECONDS,
     aggregate: str = "mean_rank",
+    proxy: ProxySeeds | None = None,
 ) -> Runs:
-    """Best-of-N by one statistic, or by an ensemble of several combined by ``aggregate``."""
+    """Best-of-N by one statistic, or by an ensemble of several combined by ``aggregate``;
+    with ``proxy``, each search seed reads its own proxy seed."""
     objectives = [source.objective(s, stat_seconds) for s in statistics]
     space = search_space(source.coverage(statistics), subspace)
     where = " in subspace" if subspace else ""
     label = f"{_config_label(statistics, aggregate)} best-of-{n}{where}"
+    of_seed = _objectives_of_seed(objectives, statistics, proxy)
     return run_training_free(
-        label,
-        lambda sp, seed: best_of_n(sp, objectives, n, seed, aggregate=aggregate),
+        label + (proxy.label() if proxy else ""),
+        lambda sp, seed: best_of_n(sp, of_seed(seed), n, seed, aggregate=aggregate),
         _incumbents(objectives, aggregate),
         space,
         seeds,
         n,
         len(objectives),
     )
+
+
+def _objectives_of_seed(
+    objectives: list, statistics: Sequence[str], proxy: ProxySeeds | None
+) -> Callable[[int], list]:
+    """Search seed → its objectives: always ``objectives``, or per proxy seed."""
+    if proxy is None:
+        return lambda seed: objectives
+    return lambda seed: proxy.objectives(statistics, seed)
 
 
 def _config_label(statistics: Sequence[str], aggregate: str) -> str:
@@ -377,21 +436,25 @@ def rea_runs(
     subspace: Subspace | None = None,
     stat_seconds: float = PROXY_SECONDS,
     aggregate: str = "mean_rank",
+    proxy: ProxySeeds | None = None,
 ) -> Runs:
     """Training-free REA with a statistic (or an ensemble of several, combined by
-    ``aggregate`` over the evaluated architectures) as fitness and an evaluation budget."""
+    ``aggregate`` over the evaluated architectures) as fitness and an evaluation budget;
+    with ``proxy``, each search seed reads its own proxy seed."""
     statistics = [statistic] if isinstance(statistic, str) else list(statistic)
     objectives = [source.objective(s, stat_seconds) for s in statistics]
     space = search_space(source.coverage(statistics), subspace)
+    of_seed = _objectives_of_seed(objectives, statistics, proxy)
 
     def search(sp: Subspace, seed: int) -> SearchResult:
         budget = Budget(evaluations=evaluations)
         return regularized_evolution(
-            sp, objectives, budget, seed, population, tournament, aggregate=aggregate
+            sp, of_seed(seed), budget, seed, population, tournament, aggregate=aggregate
         )
 
     where = " in subspace" if subspace else ""
     label = f"{_config_label(statistics, aggregate)} REA-{evaluations}{where}"
+    label += proxy.label() if proxy else ""
     incumbents = _incumbents(objectives, aggregate)
     return run_training_free(label, search, incumbents, space, seeds, evaluations, len(objectives))
 

@@ -34,6 +34,7 @@ import pandas as pd
 from cbred.reduce.additive import AdditiveCodes
 from cbred.reduce.cbred import Reduction, ScoreSource, cbred_reduce
 from cbred.reduce.cluster import Points, make_clusterer
+from cbred.reduce.live import LiveScores
 from cbred.reduce.names import DEFAULT_FEATURES, DISTANCES, LIVE_MEMBERS, PROBABILISTIC
 from cbred.reduce.space import space_name
 from sklearn.base import BaseEstimator
@@ -263,7 +264,8 @@ def _finite_somewhere(values: pd.Series, name: str, statistic: str) -> pd.Series
 
 @dataclass
 class ProxyScorer:
-    """Scores architectures of ``space`` on demand (:func:`proxies.score_space`), with a cache.
+    """Scores architectures of ``space`` on demand (:class:`reduce.live.LiveScores`), with a
+    cache.
 
     Every statistic evaluation is counted in :attr:`evaluations` and its index kept in
     :attr:`scored`, so a reduction records exactly what it spent. The cache (index → value)
@@ -279,6 +281,8 @@ class ProxyScorer:
 
     def __post_init__(self) -> None:
         self.direction = statistic_direction(self.statistic)
+        self.live = LiveScores((self.statistic,), self.space, self.batch_size, self.seed,
+                               self.device)  # fmt: skip
         self.cache: dict[int, float] = {}
         self.scored: list[int] = []
         self.seconds = 0.0
@@ -292,15 +296,10 @@ class ProxyScorer:
         return np.fromiter(self.cache, dtype=np.int64, count=len(self.cache))
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
-        from cbred.proxies.api import score_space
-
         start = time.perf_counter()
         for index in map(int, indices):
             if index not in self.cache:
-                result = score_space(
-                    self.space, index, [self.statistic], self.batch_size, self.seed, self.device
-                )
-                self.cache[index] = float(result[self.statistic])
+                self.cache[index] = self.live.value(index, self.statistic)
                 self.scored.append(index)
         self.seconds += time.perf_counter() - start
         return self.direction * np.array([self.cache[int(i)] for i in indices])

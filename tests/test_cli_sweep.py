@@ -583,6 +583,7 @@ def search_argv(draw) -> list[str]:
             "--scores": (["tiny_scores.csv", "none"], [*JUNK_TABLES, "tiny_scores_partial.csv"]),
             "--dataset": (DATASETS, BAD_DATASETS),
             "--out": (["result.json"], [*BAD_PATHS, "missing/r.json"]),
+            "--proxy-seed": SEED,
             **SCORING,
         }
     )

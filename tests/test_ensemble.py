@@ -127,6 +127,34 @@ def test_ensemble_search_rows_count_every_member_evaluation() -> None:
     assert set(run.rows["statistic_evaluations"]) == {90}
 
 
+def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) -> None:
+    """Search seed s reads proxy seed s mod 2: seed 0 the shipped table, seed 1 the seed-1
+    naswot table and live synflow (kept in the store); flops is analytic under both."""
+    from importlib import resources
+
+    from cbred.proxies.store import ScoreStore
+    from cbred.reduce.pipeline import load_score_table
+    from cbred.reduce.search import LiveProxyObjective
+
+    store = tmp_path / "s.db"
+    seed1 = str(resources.files("cbred.bench") / "data" / "nb201_naswot_seed1.parquet")
+    proxy = ex.ProxySeeds((0, 1), (seed1,), str(store))
+    naswot0, synflow0, flops0 = proxy.objectives(["naswot", "synflow", "flops"], 2)
+    naswot1, synflow1, flops1 = proxy.objectives(["naswot", "synflow", "flops"], 3)
+    shipped = shipped_scores()
+    assert naswot0.value(123) == shipped.loc[123, "naswot"]
+    assert naswot1.value(123) == load_score_table(seed1, "naswot")[123]
+    assert naswot1.value(123) != naswot0.value(123)
+    assert isinstance(synflow1, LiveProxyObjective) and synflow1.scores.seed == 1
+    assert flops1.value(77) == flops0.value(77)
+    run = ex.rea_runs(ex.load_scores([], ["synflow"]), "synflow", 3, 2, population=2, proxy=proxy)
+    assert run.label == "synflow REA-3 (proxy seeds 0,1)"
+    with ScoreStore(store) as s:
+        rows = s.frame()
+    assert set(rows["seed"]) == {1} and 1 <= rows["arch"].nunique() <= 3
+    assert proxy.objectives(["synflow"], 1)[0] is synflow1  # one memo per proxy seed
+
+
 def test_the_benchmark_smoke_run_prints_the_choice_and_the_gaps(capsys) -> None:
     assert bench_ensemble.main(["--smoke"]) == 0
     out = capsys.readouterr().out
@@ -167,3 +195,37 @@ def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
     ):
         assert main(bad) == 2
         assert message in capsys.readouterr().err
+
+
+def test_cli_search_under_another_proxy_seed_scores_live_into_a_store(tmp_path, capsys) -> None:
+    """--proxy-seed 1 never reads the shipped (seed 0) table; --store keeps what is computed,
+    so the same search again computes nothing and finds the same architecture."""
+    import json
+
+    from cbred.bench.cli import main
+    from cbred.proxies.store import ScoreStore
+
+    store, out = tmp_path / "s.db", tmp_path / "r.json"
+    args = ["search", "rea", "--space", "nb201", "--channels", "4", "--cells", "1",
+            "--batch-size", "8", "--score", "naswot+synflow+params", "--evaluations", "18",
+            "--population", "3", "--seed", "5", "--out", str(out)]  # fmt: skip
+    assert main([*args, "--proxy-seed", "1", "--store", str(store)]) == 0
+    first = json.loads(out.read_text())
+    assert first["score_source"] == "analytic, live, store s.db" and first["proxy_seed"] == 1
+    with ScoreStore(store) as s:
+        rows = s.frame()
+    assert set(rows["seed"]) == {1} and set(rows["statistic"]) == {"naswot", "synflow"}
+    assert rows["arch"].nunique() == len(set(first["history"]["index"]))
+    written = rows["created"].max()
+    assert main([*args, "--proxy-seed", "1", "--store", str(store)]) == 0
+    again = json.loads(out.read_text())
+    assert again["best"] == first["best"] and again["history"] == first["history"]
+    with ScoreStore(store) as s:
+        assert s.frame()["created"].max() == written  # nothing recomputed
+    capsys.readouterr()
+    shipped = ["search", "bestofn", "--space", "nb201", "--score", "naswot", "--evaluations", "3"]
+    assert main([*shipped, "--proxy-seed", "0"]) == 0
+    assert "(shipped score table)" in capsys.readouterr().out
+    assert main(["search", "rea", "--space", "nb201", "--store", str(tmp_path / "no" / "s.db"),
+                 "--proxy-seed", "3", "--evaluations", "2"]) == 2  # fmt: skip
+    assert "does not exist" in capsys.readouterr().err

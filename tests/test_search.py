@@ -21,6 +21,7 @@ from cbred.reduce.search import (
     as_subspace,
     best_of_n,
     grid_space,
+    live_objectives,
     regularized_evolution,
     soft_reward,
     within_budget,
@@ -313,10 +314,46 @@ def test_live_proxy_objective_scores_on_demand():
     from cbred.bench.nb201_network import count_params_flops
 
     small = default_space().with_setting(channels=4, cells_per_stage=1)
-    live = LiveProxyObjective("params", small, batch_size=8)
+    (live,) = live_objectives(["params"], small, batch_size=8)
     assert live.value(6111) == count_params_flops(6111, 4, 1)[0]
-    assert 6111 in live.cache
+    assert live.scores.scored == [6111]
+    live.value(6111)
+    assert live.scores.scored == [6111]  # memoised
     assert live.seconds(6111) == pytest.approx(0.30619)
+    with pytest.raises(ValueError, match="'naswot' is not one of"):
+        LiveProxyObjective("naswot", live.scores)
+
+
+def test_live_scores_fuse_members_and_resume_from_a_store(tmp_path):
+    from cbred.proxies import score_space
+    from cbred.proxies.store import ScoreStore
+
+    small = default_space().with_setting(channels=4, cells_per_stage=1)
+    store = tmp_path / "live.db"
+    naswot, params = live_objectives(["naswot", "params"], small, 8, seed=1, store=store)
+    first = [naswot.value(i) for i in (5, 77, 5)] + [params.value(77)]
+    assert naswot.scores.scored == [5, 77]  # one fused pass per architecture
+    expected = score_space(small, 77, ["naswot"], 8, 1).values["naswot"]
+    assert first[1] == pytest.approx(expected, rel=1e-12)
+    with ScoreStore(store) as s:
+        rows = s.frame()
+    assert sorted(zip(rows["arch"], rows["statistic"])) == [
+        (5, "naswot"),
+        (5, "params"),
+        (77, "naswot"),
+        (77, "params"),
+    ]
+    assert set(rows["seed"]) == {1}
+    # a new search in the same setting reads them, computing nothing
+    again, _ = live_objectives(["naswot", "params"], small, 8, seed=1, store=store)
+    assert [again.value(i) for i in (5, 77)] == first[:2]
+    assert again.scores.scored == []
+    # another seed is another setting: never served the stored values
+    other, _ = live_objectives(["naswot", "params"], small, 8, seed=2, store=store)
+    assert other.scores.cache == {}
+    other.value(5)
+    assert other.scores.scored == [5]
+    assert other.value(5) != first[0]
 
 
 def test_area_screens_only_the_screen_space():

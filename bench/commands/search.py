@@ -47,6 +47,18 @@ def _common(p: argparse.ArgumentParser) -> None:
         "architectures (default mean_rank)",
     )
     p.add_argument("--scores", help="score table with the statistic; 'none' to always compute live")
+    p.add_argument(
+        "--proxy-seed",
+        type=seed_int,
+        default=0,
+        help="seed of the statistics' networks and batch (default 0, the shipped table's; "
+        "another seed is computed live); --seed draws the search",
+    )
+    p.add_argument(
+        "--store",
+        help="score store (cbred score) that live statistics are read from and written to: "
+        "an interrupted search resumes, and searches in one setting share their work",
+    )
     p.add_argument("--evaluations", type=positive_int, default=100, help="statistic evaluations")
     p.add_argument("--dataset", default="cifar10", help="data set whose accuracy is reported")
     p.add_argument("--out", help="write the result (best architecture, history) as JSON")
@@ -104,20 +116,42 @@ def _ensemble(args: argparse.Namespace) -> tuple[list[str], str]:
     return names, args.aggregate
 
 
-def _objective(args: argparse.Namespace, space: Any, name: str) -> tuple[Any, str]:
-    """Statistic ``name`` as a search objective: a table, the space's shipped table, or live."""
-    from cbred.reduce.pipeline import load_score_table, space_score_table
-    from cbred.reduce.search import LiveProxyObjective, TableObjective
+def _objectives(args: argparse.Namespace, space: Any, names: list[str]) -> tuple[list, str]:
+    """The statistics ``names`` as search objectives and where they come from: ``--scores``,
+    the space's analytic ``costs()`` (params, flops), its shipped table when scored under
+    ``--batch-size``/``--proxy-seed``, or live, all live members in one fused pass per
+    architecture (kept in ``--store``)."""
+    from cbred.reduce.pipeline import ANALYTIC_STATISTICS, load_score_table, space_score_table
+    from cbred.reduce.search import TableObjective, live_objectives
 
     live_only = args.scores is not None and args.scores.lower() == "none"
-    if args.scores and not live_only:
-        values = load_score_table(args.scores, name)
-        return TableObjective(name, values), f"table {Path(args.scores).name}"
-    shipped = None if live_only else space_score_table(space, name)
-    if shipped is not None and len(shipped) == len(space):
-        return TableObjective(name, shipped), "shipped score table"
-    live = LiveProxyObjective(name, space, args.batch_size, args.seed, device=args.device)
-    return live, "live"
+    found: dict[str, tuple[Any, str]] = {}
+    for name in names:
+        if args.scores and not live_only:
+            values = load_score_table(args.scores, name)
+            found[name] = TableObjective(name, values), f"table {Path(args.scores).name}"
+            continue
+        if name in ANALYTIC_STATISTICS and callable(getattr(space, "costs", None)):
+            costs = space.costs()[name]  # no weights, no batch: the same under every seed
+            found[name] = TableObjective(name, dict(enumerate(costs))), "analytic"
+            continue
+        shipped = None if live_only else space_score_table(space, name)
+        setting = {"batch_size": args.batch_size, "seed": args.proxy_seed}
+        if (
+            shipped is not None
+            and len(shipped) == len(space)
+            and all(shipped.attrs.get(k, v) == v for k, v in setting.items())
+        ):
+            found[name] = TableObjective(name, shipped), "shipped score table"
+    rest = [n for n in names if n not in found]
+    if rest:
+        where = f"live, store {Path(args.store).name}" if args.store else "live"
+        live = live_objectives(
+            rest, space, args.batch_size, args.proxy_seed, args.device, args.store
+        )
+        found.update((o.name, (o, where)) for o in live)
+    objectives = [found[n][0] for n in names]
+    return objectives, ", ".join(sorted({found[n][1] for n in names}))
 
 
 def _check_dataset(space: Any, dataset: str) -> None:
@@ -159,9 +193,7 @@ def run_search(args: argparse.Namespace) -> int:
             f"--evaluations {args.evaluations} is fewer than the {len(names)} statistics "
             f"of {args.score!r} spend on one architecture"
         )
-    found = [_objective(args, space, name) for name in names]
-    objectives = [o for o, _ in found]
-    origin = ", ".join(sorted({source for _, source in found}))
+    objectives, origin = _objectives(args, space, names)
     objective = objectives[0] if len(objectives) == 1 else objectives
     # every member statistic is evaluated for each architecture: N shrinks to stay in budget
     architectures = args.evaluations // len(names)
@@ -205,6 +237,7 @@ def run_search(args: argparse.Namespace) -> int:
         "aggregate": aggregate if len(names) > 1 else None,
         "score_source": origin,
         "seed": args.seed,
+        "proxy_seed": args.proxy_seed,
         "evaluations_budget": args.evaluations,
         "evaluations": int(result.evaluations) * len(names),
         "stop_reason": result.stop_reason,

@@ -25,6 +25,7 @@ from cbred.reduce.search.objective import (
     Objective,
     TableObjective,
     fitness,
+    live_objectives,
 )
 from cbred.reduce.search.random_search import best_of_n
 from cbred.reduce.search.rea import regularized_evolution
@@ -52,6 +53,7 @@ __all__ = [
     "fitness",
     "GridSpace",
     "grid_space",
+    "live_objectives",
     "regularized_evolution",
     "soft_reward",
     "space_costs",

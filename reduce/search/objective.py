@@ -6,7 +6,8 @@ cost of one evaluation, charged against a seconds budget).  Three sources exist:
 * :class:`TableObjective` — a statistic looked up in a precomputed table (a score store,
   a Parquet/CSV export); the fast path for experiments.
 * :class:`LiveProxyObjective` — a statistic of any space's architecture computed on demand
-  by :func:`proxies.score_space`, memoised per architecture.
+  (:class:`reduce.live.LiveScores`: fused with the search's other statistics, memoised, and
+  kept in a score store when given one, so a search resumes and shares work).
 * :class:`AccuracyObjective` — benchmark accuracy (an array, or the space's ``accuracy``),
   standing in for training.  The bundled table has no training times, so each query is
   charged a fixed, documented number of seconds (:data:`TRAIN_SECONDS`).
@@ -18,12 +19,14 @@ gives the same history on any machine.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from cbred.reduce.live import LiveScores
 from cbred.reduce.names import PROXY_SECONDS, TRAIN_SECONDS
 
 
@@ -101,35 +104,42 @@ class TableObjective:
 
 @dataclass(eq=False)
 class LiveProxyObjective:
-    """A statistic of an architecture of ``space`` computed on demand (memoised):
-    :func:`proxies.score_space` with the network and batch seeded by ``seed``."""
+    """Statistic ``name`` of :class:`reduce.live.LiveScores` ``scores``: computed on first
+    request together with the other statistics of ``scores`` (one fused pass), memoised,
+    and read from / written to ``scores.store`` when it has one."""
 
     name: str
-    space: Any
-    batch_size: int = 64
-    seed: int = 0
+    scores: LiveScores
     cost: float = PROXY_SECONDS
-    device: str | None = None
     direction: str = field(init=False)
-    cache: dict[int, float] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.name not in self.scores.statistics:
+            raise ValueError(
+                f"statistic {self.name!r} is not one of {list(self.scores.statistics)}"
+            )
         self.direction = registered_direction(self.name)
         _check_seconds(self.cost)
 
     def value(self, index: int) -> float:
-        from cbred.proxies import score_space
-
-        index = int(index)
-        if index not in self.cache:
-            result = score_space(
-                self.space, index, [self.name], self.batch_size, self.seed, self.device
-            )
-            self.cache[index] = float(result.values[self.name])
-        return self.cache[index]
+        return self.scores.value(index, self.name)
 
     def seconds(self, index: int) -> float:
         return self.cost
+
+
+def live_objectives(
+    statistics: Sequence[str],
+    space: Any,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | None = None,
+    store: str | os.PathLike[str] | None = None,
+) -> list[LiveProxyObjective]:
+    """One :class:`LiveProxyObjective` per statistic, sharing one fused, memoised
+    :class:`reduce.live.LiveScores` (network and batch seeded by ``seed``)."""
+    scores = LiveScores(tuple(statistics), space, batch_size, seed, device, store)
+    return [LiveProxyObjective(name, scores) for name in statistics]
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,84 @@
+"""Statistics of a space's architectures computed on demand, fused, memoised and stored.
+
+:class:`LiveScores` is what a search or a reduction uses when no score table covers the
+space or the setting it asks for (another batch/init seed, another batch size): the first
+request for an architecture computes *all* its statistics in one fused pass
+(:func:`proxies.engine.score_chunk`, the code ``cbred score`` runs), and with a ``store``
+every value is read from and written to a score store under the same key as
+``cbred score``.  So an interrupted search resumes without recomputing, searches over the
+same setting share their work, and a store filled by whole-space scoring serves them free.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbred.proxies.engine import ScoreJob, score_chunk
+from cbred.proxies.store import ScoreStore
+
+
+@dataclass(eq=False)
+class LiveScores:
+    """``statistics`` of architectures of ``space`` (a space of :mod:`reduce.space` with a
+    ``batch``), scored with network and batch drawn from ``seed``.
+
+    ``values(i)`` is a dict statistic → value (NaN where a statistic failed on that
+    architecture; a setting that cannot score anything, such as a missing device, raises
+    before the first architecture).  ``scored``
+    lists the architectures computed by this object, in order (what it cost); those read
+    from the store or the memo cost nothing.
+    """
+
+    statistics: tuple[str, ...]
+    space: Any
+    batch_size: int = 64
+    seed: int = 0
+    device: str | None = None
+    store: str | os.PathLike[str] | None = None
+    cache: dict[int, dict[str, float]] = field(init=False, default_factory=dict)
+    scored: list[int] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.statistics = tuple(self.statistics)
+        self.job = ScoreJob(self.statistics, self.space, self.batch_size, self.seed,
+                            self.device or "cpu")  # fmt: skip
+        if self.store is not None:
+            self._load_store()
+
+    def _load_store(self) -> None:
+        """Memoise every architecture the store holds all statistics of, in this setting
+        and at the statistics' current code versions (older values are never served)."""
+        versions = self.job.versions
+        with ScoreStore(self.store) as store:
+            rows = store.frame(space=self.job.space_name, dataset=self.job.dataset,
+                               batch_size=self.batch_size, seed=self.seed)  # fmt: skip
+        rows = rows[rows["version"].to_numpy() == rows["statistic"].map(versions).to_numpy()]
+        for arch, group in rows.groupby("arch"):
+            values = dict(zip(group["statistic"], group["value"].astype(float)))
+            if set(self.statistics) <= values.keys():
+                self.cache[int(arch)] = {s: float(values[s]) for s in self.statistics}
+
+    def values(self, index: int) -> dict[str, float]:
+        """All statistics of architecture ``index``, computed (and stored) on first use."""
+        index = int(index)
+        if index not in self.cache:
+            if not self.scored:  # a broken setting (device, data) fails here, never as NaNs
+                self.job.check_setting()
+            rows = score_chunk(self.job, [index])
+            if self.store is not None:
+                with ScoreStore(self.store) as store:
+                    store.put(rows)
+            self.cache[index] = {
+                r.statistic: math.nan if r.value is None else float(r.value) for r in rows
+            }
+            self.scored.append(index)
+        return self.cache[index]
+
+    def value(self, index: int, statistic: str) -> float:
+        """One statistic of architecture ``index``."""
+        if statistic not in self.statistics:
+            raise KeyError(f"statistic {statistic!r} is not one of {list(self.statistics)}")
+        return self.values(index)[statistic]
