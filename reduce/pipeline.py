@@ -264,13 +264,15 @@ def _finite_somewhere(values: pd.Series, name: str, statistic: str) -> pd.Series
 
 @dataclass
 class ProxyScorer:
-    """Scores architectures of ``space`` on demand (:class:`reduce.live.LiveScores`), with a
-    cache.
+    """Scores architectures of ``space`` on demand (:class:`reduce.live.LiveScores`, kept in
+    the score store ``store`` when given, so a rerun or a search in the same setting reads
+    them instead of computing), with a cache.
 
     Every statistic evaluation is counted in :attr:`evaluations` and its index kept in
     :attr:`scored`, so a reduction records exactly what it spent. The cache (index → value)
     lets several reductions share computed values; values given up front (a partial table)
-    cost nothing and are not counted.
+    cost nothing and are not counted.  A value read from the store *is* counted: the store
+    only saves time, so a reduction spends and chooses the same with or without it.
     """
 
     statistic: str
@@ -278,11 +280,12 @@ class ProxyScorer:
     batch_size: int = 64
     seed: int = 0
     device: str | None = None
+    store: str | Path | None = None
 
     def __post_init__(self) -> None:
         self.direction = statistic_direction(self.statistic)
         self.live = LiveScores((self.statistic,), self.space, self.batch_size, self.seed,
-                               self.device)  # fmt: skip
+                               self.device, self.store)  # fmt: skip
         self.cache: dict[int, float] = {}
         self.scored: list[int] = []
         self.seconds = 0.0

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cbred.bench.cli import main
+from cbred.proxies.store import ScoreStore
 from cbred.reduce.space import SpaceError, index_of, load_space
 from cbred.reduce.subspace import Subspace
 
@@ -84,23 +85,33 @@ def test_user_space_reduce_then_rea_from_the_command_line(user_file: Path) -> No
     spec = f"{user_file.name}:SPACE"
     reduce = [
         "reduce", "--space", spec, "--score", "synflow", "--evaluations", "10",
-        "--features", "flops_usage", "--out", "sub.json",
+        "--features", "flops_usage", "--out", "sub.json", "--store", "live.db",
     ]  # fmt: skip
     done = _cbred(reduce, folder)
     assert done.returncode == 0, done.stderr
     data = json.loads((folder / "sub.json").read_text())
+    with ScoreStore(folder / "live.db") as store:
+        kept = store.frame()
+    assert sorted(kept["arch_str"]) == sorted(data["provenance"]["scored_members"])
+    assert _cbred(reduce, folder).returncode == 0  # again: read from the store, same result
+    again = json.loads((folder / "sub.json").read_text())
+    assert again["strings"] == data["strings"]
+    assert again["provenance"]["scored_members"] == data["provenance"]["scored_members"]
+    with ScoreStore(folder / "live.db") as store:
+        assert store.frame()["created"].tolist() == kept["created"].tolist()  # none recomputed
     assert data["space"] == spec and data["provenance"]["features"] == "flops_usage"
     assert all(s.startswith("w") and s.count("/") == 2 for s in data["strings"])
     assert data["provenance"]["scored"] <= 10 and data["provenance"]["scored_live"] <= 10
     assert len(data["provenance"]["scored_members"]) == data["provenance"]["scored_live"]
     search = [
         "search", "rea", "--space", spec, "--subspace", "sub.json", "--score", "synflow",
-        "--evaluations", "6", "--population", "3", "--out", "result.json",
+        "--evaluations", "6", "--population", "3", "--out", "result.json", "--store", "live.db",
     ]  # fmt: skip
     done = _cbred(search, folder)
     assert done.returncode == 0, done.stderr
     result = json.loads((folder / "result.json").read_text())
     assert result["evaluations"] <= 6 and result["best_arch"] in data["strings"]
+    assert result["score_source"] == "live, store live.db"
     assert "evaluations      " in done.stdout
 
 

@@ -122,6 +122,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "shipped table and compute live",
     )
     parser.add_argument(
+        "--store",
+        help="score store (cbred score) that live statistics are read from and written to: a "
+        "rerun computes nothing twice (the values still count as evaluations)",
+    )
+    parser.add_argument(
         "--evaluations",
         type=positive_int,
         help="at most this many architectures scored, spread over the clusters (K <= it)",
@@ -196,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
+        store=args.store,
     )
     score_setup = time.perf_counter() - start
     computed = isinstance(scores, ProxyScorer)
