@@ -159,6 +159,18 @@ def searches(evaluations: int, seeds: int, proxy: ex.ProxySeeds | None = None) -
     ]
 
 
+def per_proxy_seed(run: ex.Runs, proxy: ex.ProxySeeds) -> str:
+    """The mean test accuracy of ``run`` for each proxy seed (C10 / C100 / IN16): how much of
+    its spread the batch/init draw accounts for."""
+    rows = run.rows.assign(proxy_seed=[proxy.proxy_seed(s) for s in run.rows["seed"]])
+    means = rows.groupby(["proxy_seed", "dataset"])["accuracy"].mean()
+    cells = [
+        f"seed {p}: " + " / ".join(f"{means[p, d]:.2f}" for d in DATASETS)
+        for p in sorted(set(rows["proxy_seed"]))
+    ]
+    return f"{run.label} per proxy seed: " + "; ".join(cells)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="search seeds")
@@ -235,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = run.summary()
         gaps = [f"{summary[d][0] - TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
         print(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")
+    if proxy is not None:
+        for run in runs:
+            if run.label.endswith(proxy.label()):
+                print(per_proxy_seed(run, proxy))
     print(f"seconds {time.perf_counter() - start:.1f}")
     return 0
 

@@ -153,6 +153,17 @@ def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) 
         rows = s.frame()
     assert set(rows["seed"]) == {1} and 1 <= rows["arch"].nunique() <= 3
     assert proxy.objectives(["synflow"], 1)[0] is synflow1  # one memo per proxy seed
+    line = bench_ensemble.per_proxy_seed(run, proxy)
+    assert line.startswith("synflow REA-3 (proxy seeds 0,1) per proxy seed: seed 0: ")
+    assert "; seed 1: " in line
+
+
+@pytest.mark.parametrize("bad", ["0,x", "", "1,1", "-1"])
+def test_the_benchmark_rejects_bad_proxy_seeds(bad, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        bench_ensemble.main(["--smoke", "--proxy-seeds", bad])
+    assert stop.value.code == 2
+    assert "--proxy-seeds: expected" in capsys.readouterr().err
 
 
 def test_the_benchmark_smoke_run_prints_the_choice_and_the_gaps(capsys) -> None:
