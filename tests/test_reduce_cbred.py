@@ -527,18 +527,22 @@ def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
         proxy_tables([str(tmp_path / "seed0.parquet")], [1], 15625)
 
 
-def test_the_shipped_second_proxy_seed_covers_nb201_and_differs_from_the_first() -> None:
-    """bench/data/nb201_naswot_seed1.parquet: naswot under batch/init seed 1, whole space."""
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_shipped_other_proxy_seeds_cover_nb201_and_differ_from_the_first(seed) -> None:
+    """bench/data/nb201_naswot_seed{1,2}.parquet: naswot under batch/init seeds 1 and 2, whole
+    space; each is read only for its own seed."""
     from importlib import resources
 
     from cbred.bench.protocol import proxy_tables
     from scipy.stats import spearmanr
 
-    path = str(resources.files("cbred.bench") / "data" / "nb201_naswot_seed1.parquet")
-    seed0, seed1 = proxy_tables([path], [0, 1], 15625)
-    both = np.isfinite(seed0) & np.isfinite(seed1)
-    assert both.sum() > 15000 and not np.array_equal(seed0[both], seed1[both])
-    assert spearmanr(seed0[both], seed1[both])[0] > 0.99  # close over the space, noisy at the top
+    path = str(resources.files("cbred.bench") / "data" / f"nb201_naswot_seed{seed}.parquet")
+    seed0, other = proxy_tables([path], [0, seed], 15625)
+    both = np.isfinite(seed0) & np.isfinite(other)
+    assert both.sum() > 15000 and not np.array_equal(seed0[both], other[both])
+    assert spearmanr(seed0[both], other[both])[0] > 0.99  # close over the space, noisy at the top
+    with pytest.raises(KeyError, match="naswot"):
+        proxy_tables([path], [3 - seed], 15625)  # never served as the other seed
 
 
 def test_undefined_scores_never_pick_a_cluster():
