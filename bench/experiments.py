@@ -565,7 +565,8 @@ def _accuracies() -> dict[str, np.ndarray]:
 def _published_key(label: str) -> str | None:
     """The published row a label stands beside (best-of-N by NASWOT, random, optimal)."""
     if label.startswith("naswot best-of-") and "subspace" not in label:
-        key = f"naswot N={label.split('-')[-1]}"
+        n = label.removeprefix("naswot best-of-").split(" ")[0]  # "1000 (proxy seeds 0,1)"
+        key = f"naswot N={n}"
         return key if key in PUBLISHED else None
     if label in PUBLISHED:
         return label

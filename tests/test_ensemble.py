@@ -153,6 +153,8 @@ def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) 
         rows = s.frame()
     assert set(rows["seed"]) == {1} and 1 <= rows["arch"].nunique() <= 3
     assert proxy.objectives(["synflow"], 1)[0] is synflow1  # one memo per proxy seed
+    assert ex._published_key("naswot best-of-1000 (proxy seeds 0,1)") == "naswot N=1000"
+    assert ex._published_key("naswot best-of-1000 in subspace") is None
     line = bench_ensemble.per_proxy_seed(run, proxy)
     assert line.startswith("synflow REA-3 (proxy seeds 0,1) per proxy seed: seed 0: ")
     assert "; seed 1: " in line
