@@ -27,9 +27,9 @@ class LiveScores:
 
     ``values(i)`` is a dict statistic → value (NaN where a statistic failed on that
     architecture; a setting that cannot score anything, such as a missing device, raises
-    before the first architecture).  ``scored``
-    lists the architectures computed by this object, in order (what it cost); those read
-    from the store or the memo cost nothing.
+    before the first architecture).  ``scored`` lists the architectures computed by this
+    object, in order (what it cost); those read from the store or the memo cost nothing.
+    The store is opened once and kept open, so each new architecture costs one write.
     """
 
     statistics: tuple[str, ...]
@@ -45,16 +45,16 @@ class LiveScores:
         self.statistics = tuple(self.statistics)
         self.job = ScoreJob(self.statistics, self.space, self.batch_size, self.seed,
                             self.device or "cpu")  # fmt: skip
-        if self.store is not None:
-            self._load_store()
+        self._store = None if self.store is None else ScoreStore(self.store)
+        if self._store is not None:
+            self._load_store(self._store)
 
-    def _load_store(self) -> None:
+    def _load_store(self, store: ScoreStore) -> None:
         """Memoise every architecture the store holds all statistics of, in this setting
         and at the statistics' current code versions (older values are never served)."""
         versions = self.job.versions
-        with ScoreStore(self.store) as store:
-            rows = store.frame(space=self.job.space_name, dataset=self.job.dataset,
-                               batch_size=self.batch_size, seed=self.seed)  # fmt: skip
+        rows = store.frame(space=self.job.space_name, dataset=self.job.dataset,
+                           batch_size=self.batch_size, seed=self.seed)  # fmt: skip
         rows = rows[rows["version"].to_numpy() == rows["statistic"].map(versions).to_numpy()]
         for arch, group in rows.groupby("arch"):
             values = dict(zip(group["statistic"], group["value"].astype(float)))
@@ -68,9 +68,8 @@ class LiveScores:
             if not self.scored:  # a broken setting (device, data) fails here, never as NaNs
                 self.job.check_setting()
             rows = score_chunk(self.job, [index])
-            if self.store is not None:
-                with ScoreStore(self.store) as store:
-                    store.put(rows)
+            if self._store is not None:
+                self._store.put(rows)
             self.cache[index] = {
                 r.statistic: math.nan if r.value is None else float(r.value) for r in rows
             }

@@ -125,6 +125,7 @@ def _objectives(args: argparse.Namespace, space: Any, names: list[str]) -> tuple
     from cbred.reduce.search import TableObjective, live_objectives
 
     live_only = args.scores is not None and args.scores.lower() == "none"
+    setting = {"batch_size": args.batch_size, "seed": args.proxy_seed}
     found: dict[str, tuple[Any, str]] = {}
     for name in names:
         if args.scores and not live_only:
@@ -136,7 +137,6 @@ def _objectives(args: argparse.Namespace, space: Any, names: list[str]) -> tuple
             found[name] = TableObjective(name, dict(enumerate(costs))), "analytic"
             continue
         shipped = None if live_only else space_score_table(space, name)
-        setting = {"batch_size": args.batch_size, "seed": args.proxy_seed}
         if (
             shipped is not None
             and len(shipped) == len(space)
