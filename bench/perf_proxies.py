@@ -8,7 +8,8 @@ alone and the fused suite grad_norm + snip + grasp + fisher + synflow + jacob_co
 (and the same suite without grasp, and the suite of the 2021–2024 statistics: MeCo,
 Zen-score, SWAP and AZ-NAS), and prints the median seconds per architecture.
 Target: fused suite ≤ 1/3 of the sum of its members' separate costs.  Runs on the CPU
-with ``--threads`` torch threads.
+with ``--threads`` torch threads, or on ``--device cuda`` (networks built on the CPU,
+scored on the device, as ``cbred score --device`` does).
 """
 
 from __future__ import annotations
@@ -49,18 +50,24 @@ def timed_score(*args: object) -> float:
 
 
 def measure(
-    indices: Sequence[int], stats: Sequence[str], batch, seed: int, channels: int, cells: int
+    indices: Sequence[int],
+    stats: Sequence[str],
+    batch,
+    seed: int,
+    channels: int,
+    cells: int,
+    device: str = "cpu",
 ) -> tuple[dict[str, list[float]], dict[tuple[str, ...], list[float]]]:
     """Seconds of each statistic alone and of each fused suite, per architecture."""
     alone: dict[str, list[float]] = {s: [] for s in stats}
     fused: dict[tuple[str, ...], list[float]] = {suite: [] for suite in SUITES}
     for index in indices:
         net = nb201_model(index, seed, channels, cells)
-        score(net, batch, ["grad_norm"], seed)  # warm-up, untimed
+        score(net, batch, ["grad_norm"], seed, device)  # warm-up, untimed
         for s in stats:
-            alone[s].append(timed_score(net, batch, [s], seed))
+            alone[s].append(timed_score(net, batch, [s], seed, device))
         for suite in SUITES:
-            fused[suite].append(timed_score(net, batch, list(suite), seed))
+            fused[suite].append(timed_score(net, batch, list(suite), seed, device))
     return alone, fused
 
 
@@ -101,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--score", default=",".join(available_proxies()))
     parser.add_argument("--smoke", action="store_true", help="one narrow network, batch 8")
     args = parser.parse_args(argv)
@@ -112,10 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     batch = get_batch("cifar10", batch_size=args.batch_size, seed=args.seed)
     indices = sample_with_path(NB201Space(), args.archs, args.seed)
-    alone, fused = measure(indices, stats, batch, args.seed, args.channels, args.cells)
+    alone, fused = measure(indices, stats, batch, args.seed, args.channels, args.cells, args.device)
     print(
         f"NB201 C={args.channels} N={args.cells}, batch {args.batch_size}, "
-        f"{len(indices)} architectures, {args.threads} CPU thread(s)"
+        f"{len(indices)} architectures, {args.threads} CPU thread(s), device {args.device}"
     )
     print(report(alone, fused))
     return 0

@@ -12,6 +12,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,41 @@ def _detached_attributes(model: nn.Module) -> dict[int, torch.Tensor]:
     return memo
 
 
+def input_on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The batch's input on ``device``: as laid out on the CPU, in the standard (NCHW)
+    layout on CUDA.
+
+    A channels-last batch (the bundled CIFAR sample is one; such convolutions are faster on
+    the CPU) makes every activation channels-last, and PyTorch's CUDA backward of a padded
+    ``avg_pool2d`` in that layout returns wrong input gradients (pytorch/pytorch#188344,
+    fixed by PR #188345; seen here on torch 2.11: grad_norm off by up to 8.6× on NB201 cells
+    with average pooling, forward-only statistics unaffected).  The values are the same
+    either way; only the kernels differ.
+    """
+    if device.type == "cuda":
+        return x.to(device, memory_format=torch.contiguous_format)
+    return x.to(device)
+
+
+@contextmanager
+def full_fp32(device: torch.device) -> Iterator[None]:
+    """On CUDA, convolutions and matrix products in full float32 for the block, restored after.
+
+    cuDNN's default TF32 convolutions keep 10 bits of mantissa: values would differ from the
+    CPU's by ~1e-3 and near-zero pre-activations could flip the binary codes that naswot and
+    SWAP count, so one store could not mix rows scored on CPU and on CUDA.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def _pass_of(feature: str) -> str:
     return "main" if feature in MAIN_FEATURES else feature
 
@@ -172,7 +208,7 @@ def score(
     x, y = _check_batch(batch)
     dev = resolve_device(device, x.device)
     start = time.perf_counter()
-    results = PassResults(working_copy(model, dev), x.to(dev), y.to(dev))
+    results = PassResults(working_copy(model, dev), input_on(x, dev), y.to(dev))
     errors: dict[str, str] = {}
     if not x.is_floating_point():
         for spec in specs:
@@ -184,34 +220,35 @@ def score(
     features = frozenset().union(*(s.needs for s in specs if s.name not in errors))
     seconds: dict[str, float] = {}
     failed: dict[str, str] = {}
-    passes = plan(features)
-    for name in passes:
-        try:
-            seconds[f"pass:{name}"] = run_pass(name, results, features, seed)
-        except NUMERIC_ERRORS as exc:
-            failed[name] = f"pass {name!r} failed: {type(exc).__name__}: {exc}"
-    values: dict[str, float] = {}
-    code_sites: dict[str, dict[str, int]] = {}
-    for spec in specs:
-        sites = _code_sites(spec.needs, results)
-        if sites is not None:
-            code_sites[spec.name] = sites
-        t0 = time.perf_counter()
-        reasons = [failed[p] for p in sorted({_pass_of(f) for f in spec.needs}) if p in failed]
-        value = math.nan
-        if spec.name in errors:  # refused before the passes (a token-id input)
-            pass
-        elif reasons:
-            errors[spec.name] = "; ".join(reasons)
-        else:
+    with full_fp32(dev):
+        passes = plan(features)
+        for name in passes:
             try:
-                value = float(spec.fn(results))
+                seconds[f"pass:{name}"] = run_pass(name, results, features, seed)
             except NUMERIC_ERRORS as exc:
-                errors[spec.name] = str(exc) if isinstance(exc, ProxyUndefined) else repr(exc)
-        if not math.isfinite(value) and spec.name not in errors:
-            errors[spec.name] = f"value is {value} (singular kernel or degenerate network)"
-        values[spec.name] = value
-        seconds[spec.name] = time.perf_counter() - t0
+                failed[name] = f"pass {name!r} failed: {type(exc).__name__}: {exc}"
+        values: dict[str, float] = {}
+        code_sites: dict[str, dict[str, int]] = {}
+        for spec in specs:
+            sites = _code_sites(spec.needs, results)
+            if sites is not None:
+                code_sites[spec.name] = sites
+            t0 = time.perf_counter()
+            reasons = [failed[p] for p in sorted({_pass_of(f) for f in spec.needs}) if p in failed]
+            value = math.nan
+            if spec.name in errors:  # refused before the passes (a token-id input)
+                pass
+            elif reasons:
+                errors[spec.name] = "; ".join(reasons)
+            else:
+                try:
+                    value = float(spec.fn(results))
+                except NUMERIC_ERRORS as exc:
+                    errors[spec.name] = str(exc) if isinstance(exc, ProxyUndefined) else repr(exc)
+            if not math.isfinite(value) and spec.name not in errors:
+                errors[spec.name] = f"value is {value} (singular kernel or degenerate network)"
+            values[spec.name] = value
+            seconds[spec.name] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
     return ScoreResult(values, seconds, errors, tuple(passes), code_sites)
 

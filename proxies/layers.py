@@ -183,3 +183,17 @@ def macs_of_call(module: nn.Module, output: torch.Tensor) -> int:
         per_output = (module.in_channels // module.groups) * math.prod(module.kernel_size)
     per_output += module.bias is not None
     return int(output.numel()) * per_output
+
+
+SMALL_MATRIX_ROWS = 512
+"""Up to this size a dense eigen- or singular-value problem is solved by LAPACK on the CPU
+whatever the tensors' device: CUDA's solvers spend milliseconds a call in launches and
+synchronisation, LAPACK microseconds on a 64×64 matrix, and MeCo solves one per module call."""
+
+
+def small_on_cpu(matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` on the CPU when it has at most :data:`SMALL_MATRIX_ROWS` rows and columns,
+    as it is otherwise: the place to solve a small eigen- or singular-value problem."""
+    if matrix.device.type != "cpu" and max(matrix.shape[-2:]) <= SMALL_MATRIX_ROWS:
+        return matrix.cpu()
+    return matrix

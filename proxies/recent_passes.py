@@ -14,19 +14,24 @@ network class, the general rule used here is stated and reduces to theirs on NB2
   normal, fan-in; the working copy's weights are restored afterwards), on Gaussian inputs
   of the batch's shape.  Their values therefore depend on neither the given weights nor
   the batch's pixels, only on the architecture, the input shape and the seed.
+
+Every random number here (channel samples, initialisations, Gaussian inputs, random output
+gradients) is drawn from the CPU generator and then moved to the model's device, so one
+seed gives the same draws, and values equal up to rounding, on CPU and on CUDA.
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cbred.proxies.layers import small_on_cpu
 from torch import nn
 
 MECO_OPT_CHANNELS = 8
@@ -94,7 +99,7 @@ def _min_eig_of_correlation(feature: torch.Tensor) -> float:
         return 0.0
     corr = torch.corrcoef(feature.double()).reshape(channels, channels)
     corr = torch.where(torch.isfinite(corr), corr, torch.zeros_like(corr))
-    return float(torch.linalg.eigvalsh(corr)[0])
+    return float(torch.linalg.eigvalsh(small_on_cpu(corr))[0])
 
 
 def meco_eigenvalues(
@@ -143,13 +148,24 @@ def meco_eigenvalues(
 # ------------------------------------------------------------------------ initialisations
 
 
+def _drawn_on_cpu(tensor: torch.Tensor, init: Callable[[torch.Tensor], object]) -> None:
+    """Apply the in-place initialiser ``init`` to ``tensor`` with the CPU generator's draws,
+    whatever its device (CUDA's generator would give other numbers for the same seed)."""
+    if tensor.device.type == "cpu":
+        init(tensor)
+        return
+    draw = torch.empty_like(tensor, device="cpu")
+    init(draw)
+    tensor.copy_(draw)
+
+
 def _init_gaussian(model: nn.Module) -> None:
     """Zen-NAS's initialisation: conv and linear weights N(0, 1), biases 0, norms (1, 0);
     batch-norm running statistics reset.  Module order, so the draws are the authors'."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, _CONV_LINEAR):
-                nn.init.normal_(m.weight)
+                _drawn_on_cpu(m.weight, nn.init.normal_)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, _NORMS) and m.affine:
@@ -165,7 +181,7 @@ def _init_kaiming(model: nn.Module) -> None:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, _CONV_LINEAR):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                _drawn_on_cpu(m.weight, _kaiming_fan_in)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, _NORMS) and m.affine:
@@ -173,13 +189,17 @@ def _init_kaiming(model: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def _kaiming_fan_in(tensor: torch.Tensor) -> None:
+    nn.init.kaiming_normal_(tensor, mode="fan_in", nonlinearity="relu")
+
+
 # ------------------------------------------------------------------------------------ Zen
 
 
 def _gaussian_like(x: torch.Tensor) -> torch.Tensor:
-    """N(0, 1) draws of ``x``'s shape, drawn as ``torch.randn(shape)`` (the authors' draw)
-    and laid out in ``x``'s memory format (channels-last convolutions are faster here)."""
-    draw = torch.randn(x.shape, device=x.device, dtype=x.dtype)
+    """N(0, 1) draws of ``x``'s shape, drawn as ``torch.randn(shape)`` (the authors' draw) on
+    the CPU generator, on ``x``'s device and in its memory format."""
+    draw = torch.randn(x.shape, dtype=x.dtype)
     return torch.empty_like(x).copy_(draw)
 
 
@@ -295,7 +315,7 @@ def _spectral_entropy(feature: torch.Tensor) -> float:
     channels = feature.shape[1]
     cols = feature.detach().transpose(0, 1).reshape(channels, -1).double()
     cols = cols - cols.mean(1, keepdim=True)
-    eig = torch.linalg.eigvalsh(cols @ cols.T / cols.shape[1])
+    eig = torch.linalg.eigvalsh(small_on_cpu(cols @ cols.T / cols.shape[1]))
     p = eig / eig.sum()
     return float(-(p * torch.log(p + AZ_ENTROPY_EPS)).sum())
 
@@ -303,7 +323,8 @@ def _spectral_entropy(feature: torch.Tensor) -> float:
 def _trainability_term(f_in: torch.Tensor, f_out: torch.Tensor) -> float:
     """−σ − 1/(σ + 10⁻⁶) + 2, σ the top singular value of E[g_in g_outᵀ] for a random ±1
     gradient g_out at the block's output (−inf when the block passes it unchanged)."""
-    g_out = (torch.bernoulli(torch.full_like(f_out, 0.5)) - 0.5) * 2
+    half = torch.full_like(f_out, 0.5, device="cpu")
+    g_out = ((torch.bernoulli(half) - 0.5) * 2).to(f_out.device)
     if not f_out.requires_grad:
         g_in = torch.zeros_like(f_in)
     else:
@@ -322,7 +343,7 @@ def _trainability_term(f_in: torch.Tensor, f_out: torch.Tensor) -> float:
         g_in = F.pixel_unshuffle(g_in, stride)
     rows_in = g_in.permute(0, 2, 3, 1).reshape(-1, g_in.shape[1]).double()
     rows_out = g_out.permute(0, 2, 3, 1).reshape(-1, co).double()
-    top = float(torch.linalg.svdvals(rows_in.T @ rows_out / (bo * ho * wo))[0])
+    top = float(torch.linalg.svdvals(small_on_cpu(rows_in.T @ rows_out / (bo * ho * wo)))[0])
     return -top - 1.0 / (top + AZ_SVD_EPS) + 2.0
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from cbred.proxies.layers import small_on_cpu
 from cbred.proxies.recent_passes import _gaussian_like, _init_kaiming, _scratch
 from torch import nn
 from torch.func import functional_call, jacfwd, jacrev, vmap
@@ -166,4 +167,4 @@ def vkdnw_terms(
     """(ℵ, eigenvalues of F ascending, negatives from rounding set to 0): what the
     statistics read (:func:`fisher_at_init`; the caller seeds the draws)."""
     count, fisher = fisher_at_init(model, like, tensors, per_tensor)
-    return count, torch.linalg.eigvalsh(fisher).clamp_min(0.0).cpu().numpy()
+    return count, torch.linalg.eigvalsh(small_on_cpu(fisher)).clamp_min(0.0).cpu().numpy()

@@ -238,3 +238,30 @@ def test_cuda_matches_cpu_closely(batch) -> None:
     gpu = proxies.score(net, batch, names, seed=0, device="cuda")
     for n in names:
         assert gpu[n] == pytest.approx(cpu[n], rel=1e-3), n
+
+
+def test_full_fp32_turns_tf32_off_on_cuda_only_and_restores() -> None:
+    """Rows scored on CUDA must equal CPU rows up to rounding: no TF32 inside, flags back after."""
+    from cbred.proxies.api import full_fp32
+
+    backends = torch.backends
+    before = backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32
+    backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = True
+    try:
+        with full_fp32(torch.device("cpu")):
+            assert backends.cudnn.allow_tf32 and backends.cuda.matmul.allow_tf32
+        with full_fp32(torch.device("cuda")):
+            assert not backends.cudnn.allow_tf32 and not backends.cuda.matmul.allow_tf32
+        assert backends.cudnn.allow_tf32 and backends.cuda.matmul.allow_tf32
+    finally:
+        backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32 = before
+
+
+def test_input_keeps_its_layout_on_cpu() -> None:
+    """The CPU scores the channels-last batch as given (faster here, values unchanged); only
+    CUDA gets the standard layout (see input_on)."""
+    from cbred.proxies.api import input_on
+
+    x = torch.randn(4, 3, 8, 8).to(memory_format=torch.channels_last)
+    kept = input_on(x, torch.device("cpu"))
+    assert kept.is_contiguous(memory_format=torch.channels_last) and torch.equal(kept, x)
