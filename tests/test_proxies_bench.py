@@ -135,3 +135,39 @@ def test_reference_linear_regions_reads_a_collector_from_the_ref_dir(tmp_path, c
         == 0
     )
     assert "counts agree: yes" in capsys.readouterr().out
+
+
+def test_device_agreement_smoke_finds_the_cpu_equal_to_itself(capsys) -> None:
+    from cbred.bench import device_agreement
+
+    assert device_agreement.main(["--smoke", "--score", "naswot,synflow,zen"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu vs cpu" in out and "all statistics agree" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:5]}
+    assert sorted(rows) == ["naswot", "synflow", "zen"]
+    assert all(row[2] == "0.0e+00" for row in rows.values())  # max rel diff
+
+
+def test_device_agreement_flags_a_gap_or_a_one_sided_nan() -> None:
+    from cbred.bench import device_agreement
+
+    frame = pd.DataFrame(
+        {
+            "statistic": ["a", "b", "c"],
+            "max rel diff": [1e-6, 0.2, 0.0],
+            "finite on one only": [0, 0, 1],
+        }
+    )
+    assert device_agreement.failures(frame, 1e-3) == ["b", "c"]
+
+
+def test_device_agreement_sample_is_half_pooling_cells_and_seeded() -> None:
+    from cbred.bench import device_agreement
+    from cbred.bench.nb201 import NB201Space
+
+    space = NB201Space()
+    archs = device_agreement.sample_archs(space, 6, seed=3)
+    assert archs == device_agreement.sample_archs(space, 6, seed=3)
+    assert len(set(archs)) == 6
+    pooled = [a for a in archs if space.arch_str(a).count("avg_pool_3x3") >= 3]
+    assert set(archs[:3]) <= set(pooled)
