@@ -139,7 +139,7 @@ def input_on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     A channels-last batch (the bundled CIFAR sample is one; such convolutions are faster on
     the CPU) makes every activation channels-last, and PyTorch's CUDA backward of a padded
     ``avg_pool2d`` in that layout returns wrong input gradients (pytorch/pytorch#188344,
-    fixed by PR #188345; seen here on torch 2.11: grad_norm off by up to 8.6× on NB201 cells
+    fixed by PR #188345; seen here on torch 2.11: grad_norm off by up to 8.5× on NB201 cells
     with average pooling, forward-only statistics unaffected).  The values are the same
     either way; only the kernels differ.
     """
