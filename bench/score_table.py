@@ -9,6 +9,8 @@ so that C-BRED and the searches run on NB201 without scoring anything.  Its
     python -m cbred.bench.score_table --store scores.db --merge rest.db --out table.parquet
     python -m cbred.bench.score_table --store scores.db --out bench/data/nb201_scores.parquet
         # re-pack the shipped table, only ever on purpose
+    python -m cbred.bench.score_table --store meco.db --add-to bench/data/nb201_scores.parquet
+        # add a store's statistics (same setting, whole table covered) as new columns
     python -m cbred.bench.score_table --derive bench/data/nb201_scores.parquet
         # (re)compute the derived column ``recommended`` (the label-free ensemble) in place
 """
@@ -39,19 +41,8 @@ def pack_store(
     The store must hold a single setting (data set, batch size, seed); failed values
     stay NaN.  ``channels``/``cells_per_stage`` name the network width it was scored at.
     """
-    from cbred.proxies.store import ScoreStore
-
-    with ScoreStore(store_path) as store:
-        rows = store.frame(space="nb201")
-    if rows.empty:
-        raise ValueError(f"score store {str(store_path)!r} has no NB201 rows")
-    settings = rows[list(SETTING_COLUMNS)].drop_duplicates()
-    if len(settings) != 1:
-        raise ValueError(f"score store mixes settings {settings.to_dict('records')}; pack one")
-    table = rows.pivot_table(
-        index="arch", columns="statistic", values="value", aggfunc="first", dropna=False
-    )
-    table.columns.name = None
+    rows, settings = _store_rows(store_path)
+    table = _wide(rows)
     table.insert(0, "arch_str", [default_space().string(int(a)) for a in table.index])
     table = with_derived(table)
     table.attrs = {
@@ -67,6 +58,70 @@ def pack_store(
     with atomic_output(out) as tmp:
         table.to_parquet(tmp)
     return table
+
+
+def _store_rows(store_path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The NB201 rows of a store and its one setting (a one-row frame of SETTING_COLUMNS)."""
+    from cbred.proxies.store import ScoreStore
+
+    with ScoreStore(store_path) as store:
+        rows = store.frame(space="nb201")
+    if rows.empty:
+        raise ValueError(f"score store {str(store_path)!r} has no NB201 rows")
+    settings = rows[list(SETTING_COLUMNS)].drop_duplicates()
+    if len(settings) != 1:
+        raise ValueError(f"score store mixes settings {settings.to_dict('records')}; pack one")
+    return rows, settings
+
+
+def _wide(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per architecture, one column per statistic (failed values NaN)."""
+    table = rows.pivot_table(
+        index="arch", columns="statistic", values="value", aggfunc="first", dropna=False
+    )
+    table.columns.name = None
+    return table
+
+
+def add_columns(
+    table_path: str | os.PathLike[str], store_path: str | os.PathLike[str]
+) -> pd.DataFrame:
+    """Add the statistics of a store as columns of the table at ``table_path``, in place.
+
+    The shipped table grows this way without rescoring what it holds: the store must be
+    scored in the table's setting (data set, batch size, seed) and cover every architecture
+    of the table; a statistic the table already has is replaced only at the same version.
+    """
+    table = pd.read_parquet(table_path)
+    rows, settings = _store_rows(store_path)
+    setting = {k: str(v) for k, v in settings.iloc[0].to_dict().items()}
+    wanted = {k: str(table.attrs.get(k)) for k in SETTING_COLUMNS}
+    if setting != wanted:
+        raise ValueError(
+            f"store {str(store_path)!r} was scored under {setting}; the table under {wanted}"
+        )
+    new = _wide(rows)
+    missing = table.index.difference(new.index)
+    if len(missing):
+        raise ValueError(
+            f"store {str(store_path)!r} covers {len(table) - len(missing)} of the table's "
+            f"{len(table)} architectures (first missing: {int(missing[0])}); score the rest first"
+        )
+    versions = rows.groupby("statistic")["version"].first().to_dict()
+    held = dict(table.attrs.get("versions", {}))
+    for name in new.columns:
+        if name in table.columns and held.get(name) != versions[name]:
+            raise ValueError(
+                f"the table's {name} has version {held.get(name)}, the store's {versions[name]}"
+            )
+    attrs = {k: v for k, v in table.attrs.items() if k != "derived"}
+    grown = table.drop(columns=list(new.columns), errors="ignore")
+    grown = grown.join(new.reindex(table.index))
+    grown = with_derived(grown)
+    grown.attrs = {**attrs, "versions": {**held, **versions}, **_derived_attrs(grown)}
+    with atomic_output(table_path) as tmp:
+        grown.to_parquet(tmp)
+    return grown
 
 
 def with_derived(table: pd.DataFrame) -> pd.DataFrame:
@@ -127,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--store")
     parser.add_argument(
+        "--add-to",
+        metavar="TABLE",
+        help="add --store's statistics as columns of TABLE in place (same setting, every "
+        "architecture of TABLE scored)",
+    )
+    parser.add_argument(
         "--merge", nargs="+", default=[], metavar="DB", help="stores merged into --store first"
     )
     parser.add_argument(
@@ -140,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         added = "recommended" if "recommended" in table.columns else "nothing (members missing)"
         print(f"derived {added} for {len(table)} architectures -> {args.derive}")
         return 0
+    if args.add_to and args.store:
+        table = add_columns(args.add_to, args.store)
+        print(f"{args.add_to} now holds {[c for c in table.columns if c != 'arch_str']}")
+        return 0
     if not (args.store and args.out):
-        parser.error("--store and --out are required (or --derive TABLE)")
+        parser.error("--store and --out are required (or --derive TABLE, or --add-to TABLE)")
     if args.merge:
         from cbred.proxies.store import ScoreStore
 

@@ -74,3 +74,40 @@ def test_packing_never_defaults_to_the_shipped_table(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--store", str(tmp_path / "a.db")])
     assert "--out" in capsys.readouterr().err
+
+
+def test_add_columns_grows_a_table_in_its_setting_only(tmp_path):
+    from cbred.bench.score_table import add_columns, main
+
+    with ScoreStore(tmp_path / "s.db") as store:
+        store.put([_row(5, "naswot", 1.5), _row(9, "naswot", 2.5)])
+    table_path = tmp_path / "t.parquet"
+    pack_store(tmp_path / "s.db", table_path)
+    with ScoreStore(tmp_path / "new.db") as store:
+        store.put([_row(5, "meco", 7.0), _row(9, "meco", None), _row(11, "meco", 1.0)])
+    assert main(["--store", str(tmp_path / "new.db"), "--add-to", str(table_path)]) == 0
+    grown = pd.read_parquet(table_path)
+    assert list(grown.index) == [5, 9]  # the table's architectures, not the store's extra one
+    assert grown.loc[5, "meco"] == 7.0 and np.isnan(grown.loc[9, "meco"])
+    assert grown.loc[9, "naswot"] == 2.5 and grown.attrs["versions"] == {
+        "naswot": "v1",
+        "meco": "v1",
+    }
+
+    with ScoreStore(tmp_path / "seed1.db") as store:
+        store.put([_row(5, "zen", 1.0, seed=1), _row(9, "zen", 1.0, seed=1)])
+    with pytest.raises(ValueError, match="scored under"):
+        add_columns(table_path, tmp_path / "seed1.db")
+    with ScoreStore(tmp_path / "part.db") as store:
+        store.put([_row(5, "zen", 1.0)])
+    with pytest.raises(ValueError, match="covers 1 of the table's 2 architectures"):
+        add_columns(table_path, tmp_path / "part.db")
+    with ScoreStore(tmp_path / "other.db") as store:
+        other = [
+            ScoreRow("nb201", a, "naswot", "cifar10", 64, 0, "v2", "s", 1.0, 0.1, "cpu")
+            for a in (5, 9)
+        ]
+        store.put(other)
+    with pytest.raises(ValueError, match="version v1, the store's v2"):
+        add_columns(table_path, tmp_path / "other.db")
+    assert "zen" not in pd.read_parquet(table_path).columns  # refused additions leave it as it was
