@@ -39,7 +39,19 @@ from cbred.bench.score_table import shipped_scores
 from cbred.proxies.ensemble import AGGREGATES, RECOMMENDED, rank_ensemble, vote
 from scipy.stats import kendalltau, spearmanr
 
-CANDIDATES = ("naswot", "synflow", "jacob_cov", "snip", "grad_norm", "flops", "params")
+CANDIDATES = (
+    "naswot",
+    "synflow",
+    "jacob_cov",
+    "snip",
+    "grad_norm",
+    "flops",
+    "params",
+    "meco",
+    "meco_opt",
+)
+"""The label-free whole-space columns of the shipped table, in tie-breaking order; MeCo's two
+joined when their columns shipped (session 8), the choice rule unchanged."""
 SPLIT_SEED = 201
 TOP = 0.01
 TARGET_RHO = 0.92

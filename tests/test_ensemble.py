@@ -68,7 +68,7 @@ def test_derive_adds_the_column_in_place_and_keeps_the_setting(tmp_path) -> None
     again = pd.read_parquet(path)
     assert again.attrs["seed"] == 3 and "recommended" in again.attrs["derived"]
     np.testing.assert_allclose(again["recommended"], out["recommended"])
-    assert "recommended" not in with_derived(table.drop(columns=["flops"])).columns
+    assert "recommended" not in with_derived(table.drop(columns=[RECOMMENDED[1][-1]])).columns
 
 
 def _objectives() -> tuple[Subspace, list[TableObjective]]:
@@ -123,7 +123,7 @@ def test_rea_with_one_objective_is_unchanged_by_the_ensemble_path() -> None:
 def test_ensemble_search_rows_count_every_member_evaluation() -> None:
     source = ex.load_scores([], list(RECOMMENDED[1]))
     run = ex.rea_runs(source, RECOMMENDED[1], 30, 2, aggregate=RECOMMENDED[0])
-    assert run.label == "log_rank(synflow+jacob_cov+flops) REA-30"
+    assert run.label == "log_rank(synflow+jacob_cov+meco) REA-30"
     assert set(run.rows["statistic_evaluations"]) == {90}
 
 
@@ -171,9 +171,9 @@ def test_the_benchmark_rejects_bad_proxy_seeds(bad, capsys) -> None:
 def test_the_benchmark_smoke_run_prints_the_choice_and_the_gaps(capsys) -> None:
     assert bench_ensemble.main(["--smoke"]) == 0
     out = capsys.readouterr().out
-    assert "chosen: log_rank(synflow, jacob_cov, flops) = RECOMMENDED" in out
-    assert "whole-space ρ on cifar10: 0.922 (target ≥ 0.92: met)" in out
-    assert "NOT met, short by 0.040" in out  # ImageNet16-120: reported plainly
+    assert "chosen: log_rank(synflow, jacob_cov, meco) = RECOMMENDED" in out
+    assert "whole-space ρ on cifar10: 0.935 (target ≥ 0.92: met)" in out
+    assert "NOT met, short by 0.027" in out  # ImageNet16-120: reported plainly
 
 
 def test_proxies_list_names_the_ensembles(capsys) -> None:
@@ -182,7 +182,7 @@ def test_proxies_list_names_the_ensembles(capsys) -> None:
     assert main(["proxies", "list", "--brief"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("recommended"))
-    assert "synflow, jacob_cov, flops" in line and "log_rank" in line
+    assert "synflow, jacob_cov, meco" in line and "log_rank" in line
     assert any(x.startswith("az_nas") for x in out.splitlines())
 
 

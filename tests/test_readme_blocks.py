@@ -170,13 +170,14 @@ TENAS_WHY = "perf_tenas --smoke's supernets: the default search takes ~45 CPU s"
 
 
 def _check_live_store(path: Path) -> None:
-    """The live search kept both live members under proxy seed 1 (flops is analytic)."""
+    """The live search kept every member of the recommended ensemble under proxy seed 1."""
+    from cbred.proxies.ensemble import RECOMMENDED
     from cbred.proxies.store import ScoreStore
 
     with ScoreStore(path) as store:
         rows = store.frame()
     assert set(rows["seed"]) == {1}, rows
-    assert set(rows["statistic"]) == {"synflow", "jacob_cov"}, rows
+    assert set(rows["statistic"]) == set(RECOMMENDED[1]) - {"flops", "params"}, rows
     assert rows["arch"].nunique() == 2, rows
 
 

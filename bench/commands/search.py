@@ -37,7 +37,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--score",
         default="naswot",
         help="training-free statistic (fitness); 'a+b+c' a rank ensemble of several, "
-        "'recommended' cbred's label-free ensemble (log rank of synflow, jacob_cov, flops)",
+        "'recommended' cbred's label-free ensemble (log rank of synflow, jacob_cov, meco)",
     )
     p.add_argument(
         "--aggregate",
