@@ -34,8 +34,8 @@ def sample_archs(space: NB201Space, n: int, seed: int) -> list[int]:
     order = [int(i) for i in space.sample(len(space), seed)]
     pooled = [i for i in order if space.arch_str(i).count("avg_pool_3x3") >= POOLING_EDGES]
     chosen = pooled[: (n + 1) // 2]
-    chosen += [i for i in order if i not in set(chosen)][: n - len(chosen)]
-    return chosen
+    taken = set(chosen)
+    return chosen + [i for i in order if i not in taken][: n - len(chosen)]
 
 
 def compare(

@@ -201,18 +201,18 @@ def main(argv: list[str] | None = None) -> int:
         added = "recommended" if "recommended" in table.columns else "nothing (members missing)"
         print(f"derived {added} for {len(table)} architectures -> {args.derive}")
         return 0
-    if args.add_to and args.store:
-        table = add_columns(args.add_to, args.store)
-        print(f"{args.add_to} now holds {[c for c in table.columns if c != 'arch_str']}")
-        return 0
-    if not (args.store and args.out):
-        parser.error("--store and --out are required (or --derive TABLE, or --add-to TABLE)")
+    if not (args.store and (args.out or args.add_to)):
+        parser.error("--store with --out or --add-to TABLE is required (or --derive TABLE)")
     if args.merge:
         from cbred.proxies.store import ScoreStore
 
         with ScoreStore(args.store) as store:
             for other in args.merge:
                 print(f"merged {store.merge(other)} rows of {other} into {args.store}")
+    if args.add_to:
+        table = add_columns(args.add_to, args.store)
+        print(f"{args.add_to} now holds {[c for c in table.columns if c != 'arch_str']}")
+        return 0
     table = pack_store(args.store, args.out)
     stats = [c for c in table.columns if c != "arch_str"]
     print(
