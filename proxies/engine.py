@@ -16,7 +16,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -224,17 +224,33 @@ class RunSummary:
         return text
 
 
-def missing_archs(
+def missing_statistics(
     store: ScoreStore, job: ScoreJob, archs: Sequence[int], retry_failed: bool = False
-) -> list[int]:
-    """Architectures of ``archs`` lacking any of the job's statistics in the store.
+) -> dict[tuple[str, ...], list[int]]:
+    """The architectures of ``archs`` lacking statistics in the store, grouped by what they
+    lack: ``{statistics missing: architectures}``, statistics in the job's order.
 
-    A stored failure (NULL value) counts as present unless ``retry_failed``.
+    So a job that adds a statistic to a store computes only that one where the others are
+    stored.  A stored failure (NULL value) counts as present unless ``retry_failed``.
     """
     done = store.done(
         job.space_name, job.dataset, job.batch_size, job.seed, job.versions, not retry_failed
     )
-    return [int(a) for a in archs if any((int(a), s) not in done for s in job.statistics)]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for a in archs:
+        lacking = tuple(s for s in job.statistics if (int(a), s) not in done)
+        if lacking:
+            groups.setdefault(lacking, []).append(int(a))
+    return groups
+
+
+def missing_archs(
+    store: ScoreStore, job: ScoreJob, archs: Sequence[int], retry_failed: bool = False
+) -> list[int]:
+    """Architectures of ``archs`` lacking any of the job's statistics in the store."""
+    lacking = {a for group in missing_statistics(store, job, archs, retry_failed).values()
+               for a in group}  # fmt: skip
+    return [int(a) for a in archs if int(a) in lacking]
 
 
 def _check_indices(job: ScoreJob, archs: Sequence[int]) -> None:
@@ -299,6 +315,10 @@ def run_scoring(
 ) -> RunSummary:
     """Score every architecture in ``archs`` that the store lacks; returns a summary.
 
+    Only the statistics an architecture lacks are computed: a job that adds a statistic to
+    a store scores that one alone where the others are stored (fused and separate values
+    are equal by construction of :func:`proxies.score`, so the rows agree either way).
+
     The setting is checked first (:meth:`ScoreJob.check_setting`): a wrong device or missing
     data raises before anything is written, instead of filling the store with NaN rows.
     Architectures are claimed chunk by chunk as the executor asks for them, so several runs
@@ -316,39 +336,42 @@ def run_scoring(
     _check_indices(job, archs)
     executor = executor or InProcessExecutor()
     start = time.perf_counter()
-    todo = missing_archs(store, job, archs, retry_failed)
-    if todo:
+    groups = missing_statistics(store, job, archs, retry_failed)
+    if groups:
         job.check_setting()
-    summary = RunSummary(requested=len(archs), cached=len(archs) - len(todo))
+    pending = sum(len(group) for group in groups.values())
+    summary = RunSummary(requested=len(archs), cached=len(archs) - pending)
     run = new_run_id()
     unsaved: list[ScoreRow] = []
     stop: list[Exception] = []
     try:
-        with tqdm(total=len(todo), disable=not progress, unit="arch", desc="scoring") as bar:
-            while todo and not stop:
-                held: set[int] = set()
-                chunks = _claimed_chunks(
-                    store, job, todo, chunk_size, run, lease, retry_failed, held, stop
-                )
-                for chunk, rows in executor.map_chunks(chunk_fn, job, chunks):  # type: ignore[attr-defined]
-                    if rows is None:  # the chunk failed even after retries
-                        summary.failed_chunks.append(list(chunk))
-                        continue
-                    summary.scored += len(chunk)
-                    summary.failed += len({r.arch for r in rows if r.failed})
-                    bar.update(len(chunk))
-                    unsaved.extend(rows)
-                    if not stop:
-                        try:
-                            store.put(unsaved)
-                            unsaved = []
-                        except StoreLockedError as exc:
-                            stop.append(exc)
-                todo = missing_archs(store, job, sorted(held), retry_failed) if held else []
-                summary.by_others += len(held) - len(todo)
-                bar.update(len(held) - len(todo))
-                if todo and not stop:
-                    time.sleep(poll)
+        with tqdm(total=pending, disable=not progress, unit="arch", desc="scoring") as bar:
+            for statistics, todo in groups.items():
+                part = replace(job, statistics=statistics)  # only what these archs lack
+                while todo and not stop:
+                    held: set[int] = set()
+                    chunks = _claimed_chunks(
+                        store, part, todo, chunk_size, run, lease, retry_failed, held, stop
+                    )
+                    for chunk, rows in executor.map_chunks(chunk_fn, part, chunks):  # type: ignore[attr-defined]
+                        if rows is None:  # the chunk failed even after retries
+                            summary.failed_chunks.append(list(chunk))
+                            continue
+                        summary.scored += len(chunk)
+                        summary.failed += len({r.arch for r in rows if r.failed})
+                        bar.update(len(chunk))
+                        unsaved.extend(rows)
+                        if not stop:
+                            try:
+                                store.put(unsaved)
+                                unsaved = []
+                            except StoreLockedError as exc:
+                                stop.append(exc)
+                    todo = missing_archs(store, part, sorted(held), retry_failed) if held else []
+                    summary.by_others += len(held) - len(todo)
+                    bar.update(len(held) - len(todo))
+                    if todo and not stop:
+                        time.sleep(poll)
     finally:
         _save_unsaved(store, unsaved, stop)
         try:

@@ -2,7 +2,7 @@
 
 :class:`LiveScores` is what a search or a reduction uses when no score table covers the
 space or the setting it asks for (another batch/init seed, another batch size): the first
-request for an architecture computes *all* its statistics in one fused pass
+request for an architecture computes all the statistics it lacks in one fused pass
 (:func:`proxies.engine.score_chunk`, the code ``cbred score`` runs), and with a ``store``
 every value is read from and written to a score store under the same key as
 ``cbred score``.  So an interrupted search resumes without recomputing, searches over the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cbred.proxies.engine import ScoreJob, score_chunk
@@ -29,7 +29,8 @@ class LiveScores:
     architecture; a setting that cannot score anything, such as a missing device, raises
     before the first architecture).  ``scored`` lists the architectures computed by this
     object, in order (what it cost); those read from the store or the memo cost nothing.
-    The store is opened once and kept open, so each new architecture costs one write.
+    The store is opened once and kept open, so each new architecture costs one write; an
+    architecture the store holds some statistics of is completed by computing only the rest.
     """
 
     statistics: tuple[str, ...]
@@ -40,6 +41,7 @@ class LiveScores:
     store: str | os.PathLike[str] | None = None
     cache: dict[int, dict[str, float]] = field(init=False, default_factory=dict)
     scored: list[int] = field(init=False, default_factory=list)
+    _partial: dict[int, dict[str, float]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.statistics = tuple(self.statistics)
@@ -51,15 +53,19 @@ class LiveScores:
 
     def _load_store(self, store: ScoreStore) -> None:
         """Memoise every architecture the store holds all statistics of, in this setting
-        and at the statistics' current code versions (older values are never served)."""
+        and at the statistics' current code versions (older values are never served); keep
+        the stored part of those it holds only some of."""
         versions = self.job.versions
         rows = store.frame(space=self.job.space_name, dataset=self.job.dataset,
                            batch_size=self.batch_size, seed=self.seed)  # fmt: skip
         rows = rows[rows["version"].to_numpy() == rows["statistic"].map(versions).to_numpy()]
         for arch, group in rows.groupby("arch"):
             values = dict(zip(group["statistic"], group["value"].astype(float)))
-            if set(self.statistics) <= values.keys():
-                self.cache[int(arch)] = {s: float(values[s]) for s in self.statistics}
+            known = {s: float(values[s]) for s in self.statistics if s in values}
+            if len(known) == len(self.statistics):
+                self.cache[int(arch)] = known
+            elif known:
+                self._partial[int(arch)] = known
 
     def values(self, index: int) -> dict[str, float]:
         """All statistics of architecture ``index``, computed (and stored) on first use."""
@@ -67,17 +73,22 @@ class LiveScores:
         if index not in self.cache:
             if not self.scored:  # a broken setting (device, data) fails here, never as NaNs
                 self.job.check_setting()
-            rows = score_chunk(self.job, [index])
+            known = self._partial.pop(index, {})
+            lacking = tuple(s for s in self.statistics if s not in known)
+            rows = score_chunk(replace(self.job, statistics=lacking), [index])
             if self._store is not None:
                 self._store.put(rows)
-            self.cache[index] = {
-                r.statistic: math.nan if r.value is None else float(r.value) for r in rows
-            }
+            known |= {r.statistic: math.nan if r.value is None else float(r.value) for r in rows}
+            self.cache[index] = {s: known[s] for s in self.statistics}
             self.scored.append(index)
         return self.cache[index]
 
     def value(self, index: int, statistic: str) -> float:
-        """One statistic of architecture ``index``."""
+        """One statistic of architecture ``index`` (a stored one is served without computing
+        the architecture's missing others)."""
         if statistic not in self.statistics:
             raise KeyError(f"statistic {statistic!r} is not one of {list(self.statistics)}")
+        stored = self._partial.get(int(index), {})
+        if statistic in stored:
+            return stored[statistic]
         return self.values(index)[statistic]

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -245,6 +246,30 @@ def test_in_process_run_matches_chunk_values(tmp_path):
         assert missing_archs(store, job, ARCHS + [5]) == [5]
         wide = store.wide()
     assert all(wide.loc[a, s] == v for (a, s), v in serial.items() if v is not None)
+
+
+def test_a_run_computes_only_the_statistics_an_architecture_lacks(tmp_path):
+    """A job adding synflow to a store holding params scores synflow alone there: the
+    stored params (a planted marker value) are kept, the new values equal a fused pass's."""
+    job = ScoreJob(("params", "synflow"), **TINY)
+    fused = _values(score_chunk(job, ARCHS))
+    params_only = ScoreJob(("params",), **TINY)
+    seen: list[tuple[tuple[str, ...], list[int]]] = []
+
+    def recording(part, chunk):
+        seen.append((part.statistics, list(chunk)))
+        return score_chunk(part, chunk)
+
+    with ScoreStore(tmp_path / "s.db") as store:
+        planted = [replace(r, value=-7.0) for r in score_chunk(params_only, ARCHS[:2])]
+        store.put(planted)
+        summary = run_scoring(store, job, ARCHS, progress=False, chunk_fn=recording)
+        wide = store.wide()
+    assert sorted(seen) == [(("params", "synflow"), ARCHS[2:]), (("synflow",), ARCHS[:2])]
+    assert summary.scored == len(ARCHS) and summary.cached == 0
+    assert all(wide.loc[a, "params"] == -7.0 for a in ARCHS[:2])  # never recomputed
+    assert all(wide.loc[a, s] == v for (a, s), v in fused.items() if (a, s) not in
+               {(a, "params") for a in ARCHS[:2]})  # fmt: skip
 
 
 def test_ray_executor_matches_in_process(tmp_path):

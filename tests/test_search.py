@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -354,6 +354,27 @@ def test_live_scores_fuse_members_and_resume_from_a_store(tmp_path):
     other.value(5)
     assert other.scores.scored == [5]
     assert other.value(5) != first[0]
+
+
+def test_live_scores_complete_an_architecture_the_store_holds_in_part(tmp_path):
+    """Stored statistics are served and only the missing one is computed and stored."""
+    from cbred.proxies import score_space
+    from cbred.proxies.engine import ScoreJob, score_chunk
+    from cbred.proxies.store import ScoreStore
+
+    small = default_space().with_setting(channels=4, cells_per_stage=1)
+    store = tmp_path / "live.db"
+    with ScoreStore(store) as s:
+        rows = score_chunk(ScoreJob(("params",), small, 8, 1), [5])
+        s.put([replace(r, value=-7.0) for r in rows])  # a marker no computation gives
+    naswot, params = live_objectives(["naswot", "params"], small, 8, seed=1, store=store)
+    assert params.value(5) == -7.0 and naswot.scores.scored == []
+    expected = score_space(small, 5, ["naswot"], 8, 1).values["naswot"]
+    assert naswot.value(5) == pytest.approx(expected, rel=1e-12)
+    assert naswot.scores.scored == [5] and params.value(5) == -7.0
+    with ScoreStore(store) as s:
+        wide = s.wide()
+    assert wide.loc[5, "params"] == -7.0 and wide.loc[5, "naswot"] == naswot.value(5)
 
 
 def test_area_screens_only_the_screen_space():
