@@ -49,27 +49,36 @@ class LiveScores:
                             self.device or "cpu")  # fmt: skip
         self._store = None if self.store is None else ScoreStore(self.store)
         if self._store is not None:
-            self._load_store(self._store)
+            self._read_store(self._store)
 
-    def _load_store(self, store: ScoreStore) -> None:
-        """Memoise every architecture the store holds all statistics of, in this setting
-        and at the statistics' current code versions (older values are never served); keep
-        the stored part of those it holds only some of."""
+    def _read_store(self, store: ScoreStore, arch: int | None = None) -> None:
+        """Memoise what the store holds in this setting, at the statistics' current code
+        versions (older values are never served): every architecture it holds all
+        statistics of, and the stored part of those it holds only some of.  With ``arch``,
+        that architecture alone (one indexed query)."""
         versions = self.job.versions
+        where = {"arch": int(arch)} if arch is not None else {}
         rows = store.frame(space=self.job.space_name, dataset=self.job.dataset,
-                           batch_size=self.batch_size, seed=self.seed)  # fmt: skip
+                           batch_size=self.batch_size, seed=self.seed, **where)  # fmt: skip
         rows = rows[rows["version"].to_numpy() == rows["statistic"].map(versions).to_numpy()]
-        for arch, group in rows.groupby("arch"):
+        for index, group in rows.groupby("arch"):
             values = dict(zip(group["statistic"], group["value"].astype(float)))
             known = {s: float(values[s]) for s in self.statistics if s in values}
             if len(known) == len(self.statistics):
-                self.cache[int(arch)] = known
+                self.cache[int(index)] = known
+                self._partial.pop(int(index), None)
             elif known:
-                self._partial[int(arch)] = known
+                self._partial[int(index)] = known
 
     def values(self, index: int) -> dict[str, float]:
-        """All statistics of architecture ``index``, computed (and stored) on first use."""
+        """All statistics of architecture ``index``, computed (and stored) on first use.
+
+        With a store, a miss first asks the store again: another run on the same store (a
+        concurrent search, ``cbred score``) may have scored it since this object read it.
+        """
         index = int(index)
+        if index not in self.cache and self._store is not None:
+            self._read_store(self._store, index)
         if index not in self.cache:
             if not self.scored:  # a broken setting (device, data) fails here, never as NaNs
                 self.job.check_setting()

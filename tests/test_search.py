@@ -377,6 +377,15 @@ def test_live_scores_complete_an_architecture_the_store_holds_in_part(tmp_path):
     assert wide.loc[5, "params"] == -7.0 and wide.loc[5, "naswot"] == naswot.value(5)
 
 
+def test_live_scores_see_what_a_concurrent_run_stored_after_they_opened(tmp_path):
+    small = default_space().with_setting(channels=4, cells_per_stage=1)
+    store = tmp_path / "live.db"
+    first, _ = live_objectives(["naswot", "params"], small, 8, seed=1, store=store)
+    second, _ = live_objectives(["naswot", "params"], small, 8, seed=1, store=store)
+    value = first.value(77)  # stored after `second` read the (then empty) store
+    assert second.value(77) == value and second.scores.scored == []
+
+
 def test_area_screens_only_the_screen_space():
     scored = TOY.restrict(np.arange(0, 256, 2))  # e.g. the architectures a table covers
     result = area(
