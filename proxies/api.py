@@ -111,9 +111,12 @@ def _resolve_proxies(proxies: Sequence[str] | None) -> list[ProxySpec]:
     return [get_proxy(n) for n in names]
 
 
-def working_copy(model: nn.Module, device: torch.device) -> nn.Module:
-    """A deep copy of ``model`` on ``device``, in training mode, all parameters trainable."""
-    work = copy.deepcopy(model, memo=_detached_attributes(model)).to(device).train()
+def working_copy(model: nn.Module, device: torch.device, copy_model: bool = True) -> nn.Module:
+    """A deep copy of ``model`` (``model`` itself unless ``copy_model``) on ``device``, in
+    training mode, all parameters trainable, no gradients."""
+    if copy_model:
+        model = copy.deepcopy(model, memo=_detached_attributes(model))
+    work = model.to(device).train()
     for p in work.parameters():
         p.requires_grad_(True)
         p.grad = None
@@ -193,6 +196,7 @@ def score(
     proxies: Sequence[str] | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    copy_model: bool = True,
 ) -> ScoreResult:
     """Compute the named statistics (default: all registered) of ``model`` on ``batch``.
 
@@ -200,7 +204,11 @@ def score(
     statistics that need a floating input are then NaN with that reason); ``seed`` seeds
     every random choice of the passes (dropout, for instance) and makes the result
     deterministic.  The device
-    defaults to the batch's.
+    defaults to the batch's.  The statistics run on a deep copy, so ``model`` is left as it
+    was; ``copy_model=False`` scores ``model`` itself (left in training mode, its parameters
+    trainable, its batch-norm running statistics updated by the forward passes): for a
+    network built only to be scored, as :func:`score_space` does, it saves the copy (a third
+    of MeCo's time on NB201), with the same values.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -208,7 +216,7 @@ def score(
     x, y = _check_batch(batch)
     dev = resolve_device(device, x.device)
     start = time.perf_counter()
-    results = PassResults(working_copy(model, dev), input_on(x, dev), y.to(dev))
+    results = PassResults(working_copy(model, dev, copy_model), input_on(x, dev), y.to(dev))
     errors: dict[str, str] = {}
     if not x.is_floating_point():
         for spec in specs:
@@ -285,4 +293,4 @@ def score_space(
             f"batch({batch_size}, {seed}) of the space raised {type(exc).__name__}: "
             f"{_first_line(exc)}"
         ) from exc
-    return score(net, batch, proxies, seed, device)
+    return score(net, batch, proxies, seed, device, copy_model=False)  # built to be scored

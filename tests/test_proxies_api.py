@@ -41,6 +41,18 @@ def test_fused_results_equal_separate_results_exactly(batch) -> None:
     assert set(fused) == set(names) and len(fused) == len(names)
 
 
+def test_scoring_the_model_itself_gives_the_copys_values(batch) -> None:
+    """``copy_model=False`` (what score_space uses for the networks it builds) computes the
+    statistics on the model itself, with the values of the default deep copy."""
+    names = proxies.available_proxies()
+    net = nb201_model(ARCH, seed=2, channels=4, cells_per_stage=1).eval()
+    copied = proxies.score(net, batch, names, seed=5)
+    assert not net.training  # the copy was scored
+    itself = proxies.score(net, batch, names, seed=5, copy_model=False)
+    assert net.training  # the model itself was scored
+    assert all(_same(copied[n], itself[n]) for n in names)
+
+
 def test_passes_are_planned_from_declared_needs() -> None:
     assert plan(frozenset()) == []
     assert plan(frozenset({"loss_grad", "relu_codes", "hvp"})) == ["main"]
