@@ -137,7 +137,7 @@ def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) 
     from cbred.reduce.search import LiveProxyObjective
 
     store = tmp_path / "s.db"
-    seed1 = str(resources.files("cbred.bench") / "data" / "nb201_naswot_seed1.parquet")
+    seed1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parquet")
     proxy = ex.ProxySeeds((0, 1), (seed1,), str(store))
     naswot0, synflow0, flops0 = proxy.objectives(["naswot", "synflow", "flops"], 2)
     naswot1, synflow1, flops1 = proxy.objectives(["naswot", "synflow", "flops"], 3)

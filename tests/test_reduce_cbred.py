@@ -529,14 +529,14 @@ def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_shipped_other_proxy_seeds_cover_nb201_and_differ_from_the_first(seed) -> None:
-    """bench/data/nb201_naswot_seed{1,2}.parquet: naswot under batch/init seeds 1 and 2, whole
+    """bench/data/nb201_scores_seed{1,2}.parquet: naswot (and more) under batch/init seeds 1 and 2, whole
     space; each is read only for its own seed."""
     from importlib import resources
 
     from cbred.bench.protocol import proxy_tables
     from scipy.stats import spearmanr
 
-    path = str(resources.files("cbred.bench") / "data" / f"nb201_naswot_seed{seed}.parquet")
+    path = str(resources.files("cbred.bench") / "data" / f"nb201_scores_seed{seed}.parquet")
     seed0, other = proxy_tables([path], [0, seed], 15625)
     both = np.isfinite(seed0) & np.isfinite(other)
     assert both.sum() > 15000 and not np.array_equal(seed0[both], other[both])
