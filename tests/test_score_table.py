@@ -76,7 +76,7 @@ def test_packing_never_defaults_to_the_shipped_table(tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
 
 
-def test_add_columns_grows_a_table_in_its_setting_only(tmp_path):
+def test_add_columns_grows_a_table_in_its_setting_only(tmp_path, capsys):
     from cbred.bench.score_table import add_columns, main
 
     with ScoreStore(tmp_path / "s.db") as store:
@@ -102,6 +102,11 @@ def test_add_columns_grows_a_table_in_its_setting_only(tmp_path):
         store.put([_row(5, "zen", 1.0)])
     with pytest.raises(ValueError, match="covers 1 of the table's 2 architectures"):
         add_columns(table_path, tmp_path / "part.db")
+    with pytest.raises(SystemExit) as exit_info:  # the command says it in one line
+        main(["--store", str(tmp_path / "part.db"), "--add-to", str(table_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "covers 1 of the table's 2 architectures" in err
     with ScoreStore(tmp_path / "other.db") as store:
         other = [
             ScoreRow("nb201", a, "naswot", "cifar10", 64, 0, "v2", "s", 1.0, 0.1, "cpu")
