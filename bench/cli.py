@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 # command -> (module defining ``register(subparsers)``, summary for ``cbred --help``)
@@ -77,8 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError, KeyError, IndexError) as exc:
+    except USER_ERRORS as exc:
         print(f"cbred {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return 2
+
+
+USER_ERRORS = (ValueError, OSError, KeyError, IndexError)
+"""What bad input raises (a bad value, a missing file, an unknown name): reported in one line."""
+
+
+def module_main(main: Callable[[], int | None], prog: str) -> int:
+    """Run the ``main`` of a ``python -m cbred.bench.X`` command as ``cbred`` runs its
+    sub-commands: bad input (:data:`USER_ERRORS`) prints one line ``PROG: error: ...`` on
+    stderr and gives exit status 2 instead of a traceback."""
+    try:
+        return int(main() or 0)
+    except USER_ERRORS as exc:
+        print(f"{prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

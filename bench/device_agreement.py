@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -107,4 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cbred.bench.cli import module_main
+
+    raise SystemExit(module_main(main, "cbred.bench.device_agreement"))

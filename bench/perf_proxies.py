@@ -15,7 +15,6 @@ scored on the device, as ``cbred score --device`` does).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 
@@ -134,4 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cbred.bench.cli import module_main
+
+    raise SystemExit(module_main(main, "cbred.bench.perf_proxies"))

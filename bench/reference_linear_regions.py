@@ -61,7 +61,6 @@ import math
 import operator
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -305,4 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cbred.bench.cli import module_main
+
+    raise SystemExit(module_main(main, "cbred.bench.reference_linear_regions"))

@@ -43,7 +43,6 @@ import ast
 import copy
 import gc
 import math
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -196,4 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cbred.bench.cli import module_main
+
+    raise SystemExit(module_main(main, "cbred.bench.reference_vkdnw"))

@@ -196,15 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         f"(to re-pack it on purpose, name bench/data/{TABLE_NAME})",
     )
     args = parser.parse_args(argv)
-    try:
-        return _run(args, parser)
-    except (ValueError, KeyError, FileNotFoundError) as exc:  # bad input: one line, no trace
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        parser.exit(2, f"score_table: error: {message}\n")
-
-
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """What ``main`` was asked to do, once its arguments are parsed."""
     if args.derive:
         table = derive(args.derive)
         added = "recommended" if "recommended" in table.columns else "nothing (members missing)"
@@ -232,4 +223,6 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cbred.bench.cli import module_main
+
+    raise SystemExit(module_main(main, "cbred.bench.score_table"))

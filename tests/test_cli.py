@@ -64,6 +64,30 @@ def test_console_script_entry_point():
     assert result.returncode == 0 and "info" in result.stdout
 
 
+def test_bench_modules_report_bad_input_in_one_line():
+    """Every ``python -m cbred.bench.X`` reports bad input as ``cbred`` does: one line, exit 2."""
+    from pathlib import Path
+
+    import cbred.bench
+
+    runnable = [
+        p for p in Path(cbred.bench.__file__).parent.rglob("*.py")
+        if 'if __name__ == "__main__":' in p.read_text() and p.name != "cli.py"
+    ]  # fmt: skip
+    assert len(runnable) >= 16
+    assert [p.name for p in runnable if "module_main(main, " not in p.read_text()] == []
+    done = subprocess.run(
+        [sys.executable, "-m", "cbred.bench.protocol", "--scores", "/no/such.parquet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "cbred.bench.protocol: error: score source '/no/such.parquet' does not exist\n"
+    )
+
+
 def test_cbred_imports_modules_from_the_current_folder(tmp_path):
     """Like `python -m`, the console script finds `--model module:factory` in the cwd."""
     import shutil

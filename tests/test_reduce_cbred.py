@@ -529,8 +529,8 @@ def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_shipped_other_proxy_seeds_cover_nb201_and_differ_from_the_first(seed) -> None:
-    """bench/data/nb201_scores_seed{1,2}.parquet: naswot (and more) under batch/init seeds 1 and 2, whole
-    space; each is read only for its own seed."""
+    """bench/data/nb201_scores_seed{1,2}.parquet: naswot (and more) under batch/init seeds 1
+    and 2, whole space; each is read only for its own seed."""
     from importlib import resources
 
     from cbred.bench.protocol import proxy_tables

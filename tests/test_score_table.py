@@ -77,6 +77,7 @@ def test_packing_never_defaults_to_the_shipped_table(tmp_path, capsys):
 
 
 def test_add_columns_grows_a_table_in_its_setting_only(tmp_path, capsys):
+    from cbred.bench.cli import module_main
     from cbred.bench.score_table import add_columns, main
 
     with ScoreStore(tmp_path / "s.db") as store:
@@ -102,11 +103,14 @@ def test_add_columns_grows_a_table_in_its_setting_only(tmp_path, capsys):
         store.put([_row(5, "zen", 1.0)])
     with pytest.raises(ValueError, match="covers 1 of the table's 2 architectures"):
         add_columns(table_path, tmp_path / "part.db")
-    with pytest.raises(SystemExit) as exit_info:  # the command says it in one line
-        main(["--store", str(tmp_path / "part.db"), "--add-to", str(table_path)])
-    assert exit_info.value.code == 2
+    args = ["--store", str(tmp_path / "part.db"), "--add-to", str(table_path)]
+    capsys.readouterr()
+    assert module_main(lambda: main(args), "score_table") == 2  # as `python -m` runs it
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "covers 1 of the table's 2 architectures" in err
+    assert err == (
+        f"score_table: error: store '{tmp_path / 'part.db'}' covers 1 of the table's 2 "
+        "architectures (first missing: 9); score the rest first\n"
+    )
     with ScoreStore(tmp_path / "other.db") as store:
         other = [
             ScoreRow("nb201", a, "naswot", "cifar10", 64, 0, "v2", "s", 1.0, 0.1, "cpu")
