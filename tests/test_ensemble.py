@@ -137,7 +137,16 @@ def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) 
     from cbred.reduce.search import LiveProxyObjective
 
     store = tmp_path / "s.db"
-    seed1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parquet")
+    shipped1 = pd.read_parquet(
+        resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parquet"
+    )
+    naswot_only = shipped1[["arch_str", "naswot"]].copy()  # whatever else the shipped one holds
+    naswot_only.attrs = {
+        **shipped1.attrs,
+        "versions": {"naswot": shipped1.attrs["versions"]["naswot"]},
+    }
+    seed1 = str(tmp_path / "seed1_naswot.parquet")
+    naswot_only.to_parquet(seed1)
     proxy = ex.ProxySeeds((0, 1), (seed1,), str(store))
     naswot0, synflow0, flops0 = proxy.objectives(["naswot", "synflow", "flops"], 2)
     naswot1, synflow1, flops1 = proxy.objectives(["naswot", "synflow", "flops"], 3)
