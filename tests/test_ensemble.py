@@ -169,6 +169,14 @@ def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) 
     assert "; seed 1: " in line
 
 
+def test_the_benchmark_refuses_a_missing_source_before_any_work(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        bench_ensemble.main(["--proxy-seeds", "0,1", "--scores", "/no/such.parquet"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--scores: '/no/such.parquet' does not exist" in err
+
+
 @pytest.mark.parametrize("bad", ["0,x", "", "1,1", "-1"])
 def test_the_benchmark_rejects_bad_proxy_seeds(bad, capsys) -> None:
     with pytest.raises(SystemExit) as stop:
