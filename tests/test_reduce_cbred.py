@@ -527,6 +527,28 @@ def test_protocol_reads_one_table_per_proxy_seed(tmp_path) -> None:
         proxy_tables([str(tmp_path / "seed0.parquet")], [1], 15625)
 
 
+def test_the_shipped_seed1_table_holds_the_five_statistics_at_the_shipped_versions() -> None:
+    """Proxy seed 1 has naswot, synflow, jacob_cov, snip and grad_norm for all of NB201, scored
+    by the same code as the seed-0 table (same versions): a second draw, not another method."""
+    from importlib import resources
+
+    from cbred.bench.score_table import shipped_scores
+    from scipy.stats import spearmanr
+
+    one = pd.read_parquet(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parquet")
+    zero = shipped_scores()
+    five = ["naswot", "synflow", "jacob_cov", "snip", "grad_norm"]
+    assert len(one) == 15625 and one.attrs["seed"] == 1 and one.attrs["coverage"] == 1.0
+    assert {s: one.attrs["versions"][s] for s in five} == {
+        s: zero.attrs["versions"][s] for s in five
+    }
+    for name in five:
+        a, b = zero[name].to_numpy(), one[name].to_numpy()
+        both = np.isfinite(a) & np.isfinite(b)
+        assert both.sum() > 15000 and not np.array_equal(a[both], b[both]), name
+        assert spearmanr(a[both], b[both])[0] > 0.9, name
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_shipped_other_proxy_seeds_cover_nb201_and_differ_from_the_first(seed) -> None:
     """bench/data/nb201_scores_seed{1,2}.parquet: naswot (and more) under batch/init seeds 1
