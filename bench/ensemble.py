@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import time
 
 import numpy as np
@@ -219,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--proxy-seeds: expected integers joined by ',', got {args.proxy_seeds!r}")
     if min(proxy_seeds) < 0 or len(set(proxy_seeds)) != len(proxy_seeds):
         parser.error(f"--proxy-seeds: expected distinct seeds >= 0, got {args.proxy_seeds!r}")
-    missing = [path for path in args.scores if not os.path.exists(path)]
-    if missing:
-        parser.error(f"--scores: {missing[0]!r} does not exist (expected a score store or table)")
     proxy = None
     if proxy_seeds != (0,):
         proxy = ex.ProxySeeds(proxy_seeds, tuple(args.scores), args.store)

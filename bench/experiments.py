@@ -134,6 +134,14 @@ def _table_setting_matches(path: Path, batch_size: int | None, seed: int | None)
     return all(v is None or k not in recorded or recorded[k] == v for k, v in wanted.items())
 
 
+def existing_source(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path; FileNotFoundError naming it when there is no such score source."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"score source {str(path)!r} does not exist")
+    return path
+
+
 def load_scores(
     paths: Sequence[str | os.PathLike[str]],
     statistics: Sequence[str],
@@ -160,9 +168,7 @@ def load_scores(
             series[name], origin[name] = pd.Series(space_costs(default_space(), name)), "analytic"
             continue
         for raw in paths:
-            path = Path(raw)
-            if not path.exists():
-                raise FileNotFoundError(f"score source {str(path)!r} does not exist")
+            path = existing_source(raw)
             if path.suffix in (".db", ".sqlite"):
                 values = _from_store(path, name, dataset, batch_size, seed, space)
             elif not _table_setting_matches(path, batch_size, seed):
@@ -223,6 +229,10 @@ class ProxySeeds:
     paths: tuple[str, ...] = ()
     store: str | None = None
     _live: dict[tuple[int, tuple[str, ...]], list] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for path in self.paths:  # a missing source fails here, before any search runs
+            existing_source(path)
 
     def proxy_seed(self, search_seed: int) -> int:
         return self.seeds[search_seed % len(self.seeds)]

@@ -170,11 +170,13 @@ def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) 
 
 
 def test_the_benchmark_refuses_a_missing_source_before_any_work(capsys) -> None:
-    with pytest.raises(SystemExit) as stop:
-        bench_ensemble.main(["--proxy-seeds", "0,1", "--scores", "/no/such.parquet"])
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert "--scores: '/no/such.parquet' does not exist" in err
+    from cbred.bench.cli import module_main
+
+    argv = ["--proxy-seeds", "0,1", "--scores", "/no/such.parquet"]
+    assert module_main(lambda: bench_ensemble.main(argv), "ensemble") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the choice and the report
+    assert captured.err == "ensemble: error: score source '/no/such.parquet' does not exist\n"
 
 
 @pytest.mark.parametrize("bad", ["0,x", "", "1,1", "-1"])
