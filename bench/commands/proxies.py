@@ -38,9 +38,12 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"{'':<18}{spec.formula}")
     from cbred.proxies.ensemble import ENSEMBLES
 
-    print(f"\n{'ensemble':<18}{'members':<44}aggregate; source")
-    for name, (members, source) in ENSEMBLES.items():
-        print(f"{name:<18}{', '.join(members):<44}{source}")
+    # the members column is as wide as its longest entry, so it never runs into the next
+    listed = {name: ", ".join(members) for name, (members, _) in ENSEMBLES.items()}
+    width = max(len("members"), *map(len, listed.values())) + 2
+    print(f"\n{'ensemble':<18}{'members':<{width}}aggregate; source")
+    for name, (_, source) in ENSEMBLES.items():
+        print(f"{name:<18}{listed[name]:<{width}}{source}")
     return 0
 
 
