@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,27 +188,53 @@ def statistic_direction(name: str) -> float:
     return 1.0 if get_proxy(name).direction == "higher" else -1.0
 
 
+def setting_mismatch(recorded: Mapping[str, Any], **wanted: Any) -> str | None:
+    """Where a score table's recorded scoring setting differs from the one asked for.
+
+    ``recorded`` is a table's ``attrs`` (``dataset``, ``batch_size``, ``seed``, as
+    :func:`bench.score_table.pack_store` writes them); ``wanted`` the setting asked for, None
+    meaning "any".  Returns e.g. ``"seed 1 (asked for 0)"``, or None when nothing recorded
+    contradicts the request: values drawn under another batch or seed are another
+    measurement, never a stand-in.
+    """
+    diffs = [
+        f"{key} {recorded[key]} (asked for {value})"
+        for key, value in wanted.items()
+        if value is not None and key in recorded and recorded[key] != value
+    ]
+    return ", ".join(diffs) or None
+
+
 def load_score_table(
-    source: str | Path | pd.DataFrame, statistic: str, dataset: str | None = None
+    source: str | Path | pd.DataFrame,
+    statistic: str,
+    dataset: str | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
 ) -> pd.Series:
     """Values of ``statistic`` per architecture index from a Parquet/CSV file or a DataFrame.
 
     Accepts the score store's long export (columns ``arch``, ``statistic``,
-    ``value`` and optionally ``dataset``) or a wide table (one column per
-    statistic; architecture indices in an ``index`` or integer ``arch`` column, or
-    as the frame's index, as in :func:`bench.score_table.shipped_scores`).
-    Values are as stored (not oriented).
+    ``value`` and optionally ``dataset``, ``batch_size``, ``seed``: rows are filtered to
+    the setting asked for) or a wide table (one column per statistic; architecture
+    indices in an ``index`` or integer ``arch`` column, or as the frame's index, as in
+    :func:`bench.score_table.shipped_scores`), refused when its ``attrs`` record another
+    setting (:func:`setting_mismatch`).  Values are as stored (not oriented).
     """
     if isinstance(source, pd.DataFrame):
         table, name = source, "score table"
     else:
         table, name = _read_table(Path(source)), Path(source).name
+    setting = {"dataset": dataset, "batch_size": batch_size, "seed": seed}
     if {"statistic", "value", "arch"} <= set(table.columns):
         rows = table[table["statistic"] == statistic]
-        if dataset is not None and "dataset" in rows.columns:
-            rows = rows[rows["dataset"] == dataset]
+        for key, value in setting.items():
+            if value is not None and key in rows.columns:
+                rows = rows[rows[key] == value]
         if rows.empty:
-            raise KeyError(f"{name} has no rows for {statistic!r} ({dataset})")
+            asked = ", ".join(f"{k} {v}" for k, v in setting.items() if v is not None)
+            suffix = f" ({asked})" if asked else ""
+            raise KeyError(f"{name} has no rows for {statistic!r}{suffix}")
         if rows["arch"].duplicated().any():
             raise ValueError(
                 f"{name} has several {statistic!r} values per architecture; "
@@ -216,6 +242,12 @@ def load_score_table(
             )
         values = pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(int))
         return _finite_somewhere(values, name, statistic)
+    mismatch = setting_mismatch(table.attrs, **setting)
+    if mismatch:
+        raise ValueError(
+            f"{name} was scored under another setting: {mismatch}; use a table of the "
+            "setting asked for, or ask for the table's"
+        )
     if statistic not in table.columns:
         raise KeyError(f"{name} has no {statistic!r} column; found {list(table.columns)}")
     if "index" in table.columns:
@@ -308,13 +340,15 @@ class ProxyScorer:
         return self.direction * np.array([self.cache[int(i)] for i in indices])
 
 
-def space_score_table(space: Any, statistic: str) -> pd.Series | None:
-    """``statistic`` from the space's own score table (``score_table()``), or None."""
+def space_score_table(space: Any, statistic: str, **setting: Any) -> pd.Series | None:
+    """``statistic`` from the space's own score table (``score_table()``), or None, also when
+    the table records a scoring setting other than ``setting`` (``dataset``, ``batch_size``,
+    ``seed``; None for any)."""
     own = getattr(space, "score_table", None)
     if not callable(own):
         return None
     table = own()
-    if table is None or statistic not in table.columns:
+    if table is None or statistic not in table.columns or setting_mismatch(table.attrs, **setting):
         return None
     values = load_score_table(table, statistic)
     values.attrs = dict(table.attrs)
@@ -334,16 +368,20 @@ def score_source(
     Order: a score table when given, the space's analytic ``costs()`` for ``params`` /
     ``flops``, the space's own score table when it covers the statistic (a partial one
     becomes the free cache of a :class:`ProxyScorer`), else live scoring (``proxy_options``
-    go to :class:`ProxyScorer`). ``use_space_table=False`` skips the space's table.
+    go to :class:`ProxyScorer`). ``use_space_table=False`` skips the space's table. Tables
+    are read only in the ``batch_size`` and ``seed`` of ``proxy_options`` when given: a
+    given table of another setting is refused, the space's own is passed over.
     """
     direction = statistic_direction(statistic)
+    setting = {k: proxy_options.get(k) for k in ("batch_size", "seed")}
     if table is not None:
         name = "DataFrame" if isinstance(table, pd.DataFrame) else Path(table).name
-        return direction * load_score_table(table, statistic, dataset), f"table {name}"
+        values = load_score_table(table, statistic, dataset, **setting)
+        return direction * values, f"table {name}"
     costs = getattr(space, "costs", None)
     if statistic in ANALYTIC_STATISTICS and callable(costs):
         return direction * np.asarray(costs()[statistic], dtype=np.float64), "analytic"
-    shipped = space_score_table(space, statistic) if use_space_table else None
+    shipped = space_score_table(space, statistic, **setting) if use_space_table else None
     if shipped is not None and len(shipped) == len(space):
         return direction * shipped, "shipped score table"
     scorer = ProxyScorer(statistic, space, **proxy_options)

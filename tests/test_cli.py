@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import resources
 
 import pytest
 from cbred.bench.cli import build_parser, main
@@ -147,6 +148,7 @@ def sweep_files(tmp_path, monkeypatch):
 
 
 TINY = "sweep_space.py:SPACE"
+SEED1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parquet")
 
 
 @pytest.mark.parametrize(
@@ -213,6 +215,8 @@ TINY = "sweep_space.py:SPACE"
          "no finite 'naswot' value"),
         (["search", "bestofn", "--space", TINY, "--scores", "tiny_scores_nan.csv"],
          "no finite 'naswot' value"),
+        # a table of proxy seed 1 stood in for seed 0, the one asked for (a silent wrong answer)
+        (["search", "bestofn", "--space", "nb201", "--scores", SEED1], "seed 1 (asked for 0)"),
         # subspace files: a JSON number, a folder, text
         (["search", "bestofn", "--space", TINY, "--subspace", "number.json"], "got int"),
         (["bench", "bestofn", "--seeds", "1", "--subspace", "number.json"], "got int"),
@@ -244,6 +248,27 @@ def test_bad_input_is_one_line(sweep_files, argv, expected):
     assert status == 2 and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith("cbred") and ": error: " in err, err
     assert expected in err, err
+
+
+def test_distance_of_models_compares_the_features_asked_for(tmp_path, monkeypatch, capsys):
+    """Two small CNNs with the same operations and different widths: equal op usage (distance
+    0), but the convolution's share of parameters and FLOPs against the classifier's differs
+    (was: --features ignored for --models, 0 under every feature)."""
+    import numpy as np
+
+    (tmp_path / "widths.py").write_text(
+        "from torch import nn\n\n\ndef cnn(width):\n"
+        "    return nn.Sequential(nn.Conv2d(3, width, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),\n"
+        "                         nn.Flatten(), nn.Linear(width, 2))\n\n\n"
+        "def narrow():\n    return cnn(3)\n\n\ndef wide():\n    return cnn(64)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = ["distance", "--models", "widths:narrow", "widths:wide", "--input-shape", "1,3,4,4"]
+    for features, zero in (("op_usage", True), ("params_usage", False), ("flops_usage", False)):
+        out = tmp_path / f"{features}.npy"
+        assert main([*base, "--features", features, "--out", str(out)]) == 0
+        assert (np.load(out)[0, 1] == 0) == zero, features
+    capsys.readouterr()
 
 
 def test_a_failed_pass_prints_nan_not_a_key_error(capsys):

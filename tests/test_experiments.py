@@ -112,6 +112,21 @@ def test_ensemble_and_subspace_runs(table, accuracy):
     )
 
 
+def test_sampling_check_names_the_data_sets_outside_the_published_std():
+    """Only ImageNet16-120 off the published optimal N=100 row: the line names it (it said
+    "OUTSIDE ... on all data sets" whenever any one was off)."""
+    published = ex.PUBLISHED["optimal N=100"]
+    means = {d: published[d][0] for d in ex.DATASETS}
+    means["imagenet16_120"] += 2 * published["imagenet16_120"][1]
+    rows = pd.DataFrame({"dataset": list(means), "accuracy": list(means.values())})
+    empty = pd.DataFrame()
+    line = ex.gap_evidence([ex.Runs("optimal N=100", 15625, rows)], empty)[0]
+    assert line.endswith("is OUTSIDE the published std on imagenet16_120"), line
+    rows["accuracy"] = [published[d][0] for d in rows["dataset"]]
+    line = ex.gap_evidence([ex.Runs("optimal N=100", 15625, rows)], empty)[0]
+    assert line.endswith("is within the published std on all data sets"), line
+
+
 def test_trained_rea_charges_fixed_training_seconds():
     runs = ex.trained_runs("rea", seconds=1000.0, seeds=2, train_seconds=100.0)
     assert (runs.rows["evaluations"] == 10).all() and (runs.rows["seconds"] == 1000.0).all()

@@ -277,6 +277,50 @@ def test_score_tables_long_and_wide(tmp_path) -> None:
         load_score_table(tmp_path / "missing.csv", "naswot")
 
 
+def test_score_tables_are_read_only_in_their_scoring_setting(tmp_path) -> None:
+    """A table scored under another batch/init seed is another measurement: a long export is
+    filtered to the setting asked for, a wide table recording another one is refused, and
+    the space's own table is passed over (then the values are computed live)."""
+    from cbred.reduce.pipeline import score_source, space_score_table
+
+    long = pd.DataFrame(
+        {
+            "arch": [0, 1, 0, 1],
+            "statistic": "naswot",
+            "batch_size": 64,
+            "seed": [0, 0, 1, 1],
+            "value": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    assert load_score_table(long, "naswot", seed=1).tolist() == [3.0, 4.0]
+    assert load_score_table(long, "naswot", seed=0, batch_size=64).tolist() == [1.0, 2.0]
+    with pytest.raises(KeyError, match=r"no rows for 'naswot' \(seed 2\)"):
+        load_score_table(long, "naswot", seed=2)
+    wide = pd.DataFrame({"naswot": [5.0, 6.0]}, index=[0, 1])
+    wide.attrs = {"dataset": "cifar10", "batch_size": 64, "seed": 1}
+    wide.to_parquet(tmp_path / "seed1.parquet")  # attrs travel with the file
+    assert load_score_table(tmp_path / "seed1.parquet", "naswot", seed=1).tolist() == [5.0, 6.0]
+    assert load_score_table(wide, "naswot").tolist() == [5.0, 6.0]  # no setting asked: any
+    with pytest.raises(ValueError, match=r"seed1.parquet .*: seed 1 \(asked for 0\)"):
+        load_score_table(tmp_path / "seed1.parquet", "naswot", seed=0)
+    with pytest.raises(ValueError, match=r"batch_size 64 \(asked for 8\)"):
+        score_source("naswot", object(), table=wide, batch_size=8, seed=1)
+
+    class Space:
+        def __len__(self) -> int:
+            return 2
+
+        def score_table(self) -> pd.DataFrame:
+            return wide
+
+    assert space_score_table(Space(), "naswot", seed=1).tolist() == [5.0, 6.0]
+    assert space_score_table(Space(), "naswot", seed=0) is None
+    assert score_source("naswot", Space(), seed=1)[1] == "shipped score table"
+    nb201 = default_space()  # its shipped table is proxy seed 0's
+    assert score_source("naswot", nb201, seed=0)[1] == "shipped score table"
+    assert score_source("naswot", nb201, seed=1, batch_size=64)[1].startswith("live")
+
+
 def test_cli_reduce_writes_subspace_and_report(tmp_path, capsys) -> None:
     out = tmp_path / "sub.csv"
     status = main(
@@ -306,6 +350,30 @@ def test_cli_reduce_writes_subspace_and_report(tmp_path, capsys) -> None:
     assert json.loads(json.dumps(sub.provenance))["features"] == "cell"
     assert (tmp_path / "r" / "report.md").exists()
     assert main(["reduce", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_cli_reduce_seed_draws_the_clustering_and_proxy_seed_the_statistic(
+    tmp_path, capsys
+) -> None:
+    """--seed no longer doubles as the statistic's seed: the shipped (seed-0) table serves any
+    clustering seed, a table of proxy seed 1 is read only with --proxy-seed 1."""
+    from importlib import resources
+
+    seed1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parquet")
+    base = ["reduce", "--features", "cell", "--cluster", "kmedoids", "--k", "6"]
+    out = tmp_path / "s.json"
+    assert main([*base, "--seed", "3", "--out", str(out)]) == 0
+    assert "(shipped score table)" in capsys.readouterr().out
+    sub = Subspace.from_json(out)
+    assert sub.provenance["seed"] == 3
+    assert sub.provenance["proxy_setting"] == {"batch_size": 64, "seed": 0}
+    assert main([*base, "--proxy-seed", "1", "--scores", seed1, "--out", str(out)]) == 0
+    assert "(table nb201_scores_seed1.parquet)" in capsys.readouterr().out
+    assert Subspace.from_json(out).provenance["proxy_setting"]["seed"] == 1
+    assert main([*base, "--scores", seed1, "--out", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seed 1 (asked for 0)" in err[0]
+    assert not (tmp_path / "t.json").exists()
 
 
 def test_perf_reduce_smoke(capsys) -> None:

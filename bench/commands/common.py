@@ -155,17 +155,29 @@ def space_parent(default: str | None = "nb201") -> argparse.ArgumentParser:
     return parent
 
 
-def scoring_parent(batch_size: int = 64) -> argparse.ArgumentParser:
-    """``--batch-size``, ``--seed``, ``--device``."""
+def scoring_parent(
+    batch_size: int = 64, seed_help: str = "seed of weights, batch and every random choice"
+) -> argparse.ArgumentParser:
+    """``--batch-size``, ``--seed`` (``seed_help`` says what it draws), ``--device``."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--batch-size", type=positive_int, default=batch_size)
-    parent.add_argument(
-        "--seed", type=seed_int, default=0, help="seed of weights, batch and every random choice"
-    )
+    parent.add_argument("--seed", type=seed_int, default=0, help=seed_help)
     parent.add_argument(
         "--device", type=device_name, default=None, help="cpu or cuda (default: cpu)"
     )
     return parent
+
+
+def add_proxy_seed(parser: argparse.ArgumentParser) -> None:
+    """``--proxy-seed``: the batch/init seed of the statistics, apart from ``--seed``, which
+    draws the method (search, clustering), so both can vary on one score store or table."""
+    parser.add_argument(
+        "--proxy-seed",
+        type=seed_int,
+        default=0,
+        help="seed of the statistics' networks and batch (default 0, the shipped table's; "
+        "another seed reads a table of that seed or is computed live)",
+    )
 
 
 def open_space(args: argparse.Namespace, probe: bool = True) -> Any:

@@ -115,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
         if args.drop_noops:
             data = [drop_noops(graph) for graph in data]
         labels = args.models
-        if args.metric == "edit":
+        if metric.inputs == "counts":  # the features asked for, as for a --space
+            from cbred.cgraph.features import feature_matrix
+
+            data = feature_matrix(data, args.features)[0]
+        elif args.metric == "edit":
             options["method"] = args.edit_method
     prepared = time.perf_counter()
 

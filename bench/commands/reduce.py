@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 from cbred.bench.commands.common import (
+    add_proxy_seed,
     non_negative_int,
     open_space,
     positive_int,
@@ -83,7 +84,13 @@ class _Truth:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "reduce",
-        parents=[space_parent(), scoring_parent()],
+        parents=[
+            space_parent(),
+            scoring_parent(
+                seed_help="seed of the clustering and of the members scored (the "
+                "statistic's own is --proxy-seed)"
+            ),
+        ],
         help="C-BRED: cluster a space and keep the best cluster",
         description="Cluster every architecture of --space by its graph features (no forward "
         "passes), score the clusters with a training-free statistic on sampled members, and "
@@ -121,6 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score table (.parquet/.csv) with the statistic; 'none' to ignore the space's "
         "shipped table and compute live",
     )
+    add_proxy_seed(parser)
     parser.add_argument(
         "--store",
         help="score store (cbred score) that live statistics are read from and written to: a "
@@ -199,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         table=None if live_only else args.scores,
         use_space_table=not live_only,
         batch_size=args.batch_size,
-        seed=args.seed,
+        seed=args.proxy_seed,
         device=args.device,
         store=args.store,
     )
@@ -248,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
     subspace = reduction.subspace
     subspace.provenance["space_spec"] = args.space
     subspace.provenance["score_source"] = origin
+    subspace.provenance["proxy_setting"] = {"batch_size": args.batch_size, "seed": args.proxy_seed}
     (subspace.to_csv if args.out.endswith(".csv") else subspace.to_json)(args.out)
     timings = {"score source": score_setup, **reduction.timings}
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from cbred._files import write_text
 from cbred.bench.commands.common import (
+    add_proxy_seed,
     open_space,
     positive_int,
     scoring_parent,
@@ -26,6 +27,7 @@ from cbred.bench.dataset_names import DATASETS, canonical_dataset
 from cbred.bench.tenas.config import TenasConfig
 
 _DEFAULTS = TenasConfig()
+_SEARCH_SEED = "seed of the search's draws (the statistics' own is --proxy-seed)"
 
 
 _positive = positive_int
@@ -47,13 +49,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "architectures (default mean_rank)",
     )
     p.add_argument("--scores", help="score table with the statistic; 'none' to always compute live")
-    p.add_argument(
-        "--proxy-seed",
-        type=seed_int,
-        default=0,
-        help="seed of the statistics' networks and batch (default 0, the shipped table's; "
-        "another seed is computed live); --seed draws the search",
-    )
+    add_proxy_seed(p)
     p.add_argument(
         "--store",
         help="score store (cbred score) that live statistics are read from and written to: "
@@ -67,7 +63,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register_bestofn(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "bestofn",
-        parents=[space_parent(), scoring_parent()],
+        parents=[space_parent(), scoring_parent(seed_help=_SEARCH_SEED)],
         help="best of N random members by a statistic (NASWOT Algorithm 1)",
     )
     _common(p)
@@ -77,7 +73,7 @@ def register_bestofn(actions: argparse._SubParsersAction) -> None:
 def register_rea(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "rea",
-        parents=[space_parent(), scoring_parent()],
+        parents=[space_parent(), scoring_parent(seed_help=_SEARCH_SEED)],
         help="regularised evolution with a statistic as fitness",
     )
     _common(p)
@@ -89,7 +85,7 @@ def register_rea(actions: argparse._SubParsersAction) -> None:
 def register_area(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "area",
-        parents=[space_parent(), scoring_parent()],
+        parents=[space_parent(), scoring_parent(seed_help=_SEARCH_SEED)],
         help="AREA: screen with a statistic, then REA on benchmark accuracy",
     )
     _common(p)
@@ -129,19 +125,15 @@ def _objectives(args: argparse.Namespace, space: Any, names: list[str]) -> tuple
     found: dict[str, tuple[Any, str]] = {}
     for name in names:
         if args.scores and not live_only:
-            values = load_score_table(args.scores, name)
+            values = load_score_table(args.scores, name, **setting)
             found[name] = TableObjective(name, values), f"table {Path(args.scores).name}"
             continue
         if name in ANALYTIC_STATISTICS and callable(getattr(space, "costs", None)):
             costs = space.costs()[name]  # no weights, no batch: the same under every seed
             found[name] = TableObjective(name, dict(enumerate(costs))), "analytic"
             continue
-        shipped = None if live_only else space_score_table(space, name)
-        if (
-            shipped is not None
-            and len(shipped) == len(space)
-            and all(shipped.attrs.get(k, v) == v for k, v in setting.items())
-        ):
+        shipped = None if live_only else space_score_table(space, name, **setting)
+        if shipped is not None and len(shipped) == len(space):
             found[name] = TableObjective(name, shipped), "shipped score table"
     rest = [n for n in names if n not in found]
     if rest:
