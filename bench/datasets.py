@@ -146,7 +146,10 @@ def load_dataset(
     if root is None:
         if name == "cifar10":
             return bundled_cifar10(split)
-        raise FileNotFoundError(f"{name} is not bundled; pass its root directory or set {DATA_ENV}")
+        raise FileNotFoundError(
+            f"{name} is not bundled; set {DATA_ENV} to the folder that holds it (or pass "
+            "root= in Python)"
+        )
     readers = {
         "cifar10": read_cifar10,
         "cifar100": read_cifar100,

@@ -41,7 +41,7 @@ class WithData:
             raise ValueError(
                 f"data set {self.dataset!r} gives inputs of shape {tuple(x.shape[1:])} "
                 f"({RESOLUTION[self.dataset]} px) but the space expects {shape}; give the "
-                "space a batch(size, seed) or choose another --dataset"
+                "space a batch(size, seed) or choose another scoring data set (--score-data)"
             )
         return x, y
 

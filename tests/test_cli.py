@@ -197,7 +197,9 @@ SEED1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parque
           "99999999999999999999"], "argument --batch-size"),
         (["reduce", "--space", TINY, "--evaluations", "99999999999999999999"], "--evaluations"),
         (["reduce", "--space", TINY, "--score", "params", "--k", "2:99999999999"],
-         "--k 99999999999 is more than"),
+         "--k 2:99999999999 asks for up to 99999999999 clusters, more than"),
+        # an unknown --dataset failed only after the reduction, in the report
+        (["reduce", "--space", "nb201", "--dataset", "nosuch", "--k", "6"], "--dataset 'nosuch'"),
         # a user space's batch() failing on a huge size was its own traceback
         (["proxies", "score", "--space", TINY, "--arch", "0", "--score", "naswot",
           "--batch-size", "2147483647"], "batch(2147483647, 0) of the space raised"),

@@ -184,6 +184,10 @@ def test_search_lines_count_each_kind_of_evaluation(capsys) -> None:
     assert main([*args, "--queries", "5", "--evaluations", "20"]) == 0
     out = capsys.readouterr().out
     assert "20 statistic evaluations + 5 accuracy queries" in out and "accuracy[cifar10]=" in out
+    assert "(accuracy-query budget 5 spent)" in out  # was "evaluation budget 5 spent"
+    # --screen beyond --evaluations was cut to it silently
+    assert main([*args, "--queries", "5", "--evaluations", "10"]) == 2
+    assert "--screen 20 is more than --evaluations 10" in capsys.readouterr().err
     # a space whose ground truth is absent still searches; the accuracy line says why not
     args = ["search", "bestofn", "--space", "nats_sss", "--score", "params", "--evaluations", "2"]
     assert main(args) == 0

@@ -180,6 +180,21 @@ def add_proxy_seed(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_dataset(space: Any, dataset: str) -> None:
+    """Fail now on a ``--dataset`` the space's accuracies do not know, rather than report
+    "accuracy unavailable" after the work; a space without ground truth passes."""
+    accuracy = getattr(space, "accuracy", None)
+    if not callable(accuracy):
+        return
+    try:
+        accuracy(0, dataset)
+    except (ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ValueError(f"--dataset {dataset!r}: {message}") from None
+    except FileNotFoundError:
+        pass  # no ground truth on this machine: the search runs, the accuracy is unavailable
+
+
 def open_space(args: argparse.Namespace, probe: bool = True) -> Any:
     """The space ``args.space`` names, in the setting the flags ask for, with data."""
     space = load_space(args.space, probe=probe)

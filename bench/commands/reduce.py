@@ -13,6 +13,7 @@ import time
 import numpy as np
 from cbred.bench.commands.common import (
     add_proxy_seed,
+    check_dataset,
     non_negative_int,
     open_space,
     positive_int,
@@ -190,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         output_folder(args.report)  # a file in the way fails now, not after the work
     total = time.perf_counter()
     space = open_space(args)
+    check_dataset(space, args.dataset)
     start = time.perf_counter()
     points = space_points(space, args.distance, args.features)
     described = (
@@ -221,8 +223,10 @@ def run(args: argparse.Namespace) -> int:
         m = args.m or None
     fixed = args.k is not None and len(args.k) == 1
     if args.k is not None and args.k[-1] > len(points):
+        shown = f"{args.k[0]}:{args.k[-1]}" if len(args.k) > 1 else str(args.k[0])
         raise ValueError(
-            f"--k {args.k[-1]} is more than the {len(points)} distinct points of the space"
+            f"--k {shown} asks for up to {args.k[-1]} clusters, more than the {len(points)} "
+            "distinct points of the space"
         )
     params: dict[str, object] = {"seed": args.seed}
     if fixed:

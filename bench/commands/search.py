@@ -17,6 +17,7 @@ from typing import Any
 from cbred._files import write_text
 from cbred.bench.commands.common import (
     add_proxy_seed,
+    check_dataset,
     open_space,
     positive_int,
     scoring_parent,
@@ -146,21 +147,6 @@ def _objectives(args: argparse.Namespace, space: Any, names: list[str]) -> tuple
     return objectives, ", ".join(sorted({found[n][1] for n in names}))
 
 
-def _check_dataset(space: Any, dataset: str) -> None:
-    """Fail now on a ``--dataset`` the space's accuracies do not know, rather than report
-    "accuracy unavailable" after the search; a space without ground truth passes."""
-    accuracy = getattr(space, "accuracy", None)
-    if not callable(accuracy):
-        return
-    try:
-        accuracy(0, dataset)
-    except (ValueError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        raise ValueError(f"--dataset {dataset!r}: {message}") from None
-    except FileNotFoundError:
-        pass  # no ground truth on this machine: the search runs, the accuracy is unavailable
-
-
 def run_search(args: argparse.Namespace) -> int:
     from cbred.reduce.search import (
         AccuracyObjective,
@@ -173,7 +159,7 @@ def run_search(args: argparse.Namespace) -> int:
     from cbred.reduce.subspace import Subspace
 
     space = open_space(args)
-    _check_dataset(space, args.dataset)
+    check_dataset(space, args.dataset)
     where: Any = space
     if args.subspace:
         where = Subspace.from_file(args.subspace, space)
@@ -207,6 +193,11 @@ def run_search(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"area needs a space with accuracy(i, dataset); {args.space!r} has none"
             )
+        if args.screen > args.evaluations:  # the screen is the statistic's whole budget
+            raise ValueError(
+                f"--screen {args.screen} is more than --evaluations {args.evaluations}, the "
+                "statistic evaluations area may spend; lower --screen or raise --evaluations"
+            )
         accuracy = AccuracyObjective(args.dataset, space=space)
         result = area(
             where,
@@ -214,7 +205,7 @@ def run_search(args: argparse.Namespace) -> int:
             accuracy,
             Budget(evaluations=args.queries),
             args.seed,
-            screen_size=min(args.screen, args.evaluations),
+            screen_size=args.screen,
             population_size=args.population,
             tournament_size=args.tournament,
         )
@@ -252,7 +243,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.method == "area":  # two phases: statistic screening, then accuracy queries
         screened = int((result.history["phase"] == "screen").sum())
         spent = f"{screened} statistic evaluations + {report['evaluations'] - screened} accuracy "
-        spent += f"queries (of {min(args.screen, args.evaluations)} + {args.queries})"
+        spent += f"queries (of {args.screen} + {args.queries})"
         value_name = f"accuracy[{args.dataset}]"
     else:
         spent = f"{report['evaluations']} of {args.evaluations}"

@@ -79,5 +79,6 @@ def area(
             "objective": accuracy.name,
             "space": space.name,
         },
-        stop_reason=evolved.stop_reason,
+        # the evolution's budget is accuracy queries, not statistic evaluations
+        stop_reason=evolved.stop_reason.replace("evaluation budget", "accuracy-query budget"),
     )
