@@ -122,16 +122,17 @@ def _from_store(
     return pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(np.int64))
 
 
-def _table_setting_matches(path: Path, batch_size: int | None, seed: int | None) -> bool:
+def _table_setting_matches(path: Path, **setting: object) -> bool:
     """Whether a Parquet table records no setting, or the one asked for (its ``attrs``, as
-    :func:`bench.score_table.pack_store` writes them); CSV tables record none."""
-    if path.suffix != ".parquet" or (batch_size is None and seed is None):
+    :func:`bench.score_table.pack_store` writes them; None for any); CSV tables record none.
+    Reads only the file's schema."""
+    if path.suffix != ".parquet":
         return True
     import pyarrow.parquet as pq
     from cbred.reduce.pipeline import setting_mismatch
 
     recorded = (pq.read_schema(path).pandas_metadata or {}).get("attributes", {})
-    return setting_mismatch(recorded, batch_size=batch_size, seed=seed) is None
+    return setting_mismatch(recorded, **setting) is None
 
 
 def existing_source(path: str | os.PathLike[str]) -> Path:
@@ -161,6 +162,7 @@ def load_scores(
     """
     from cbred.reduce.pipeline import load_score_table, space_score_table
 
+    setting = {"dataset": dataset, "batch_size": batch_size, "seed": seed}
     series: dict[str, pd.Series] = {}
     origin: dict[str, str] = {}
     for name in statistics:
@@ -171,8 +173,8 @@ def load_scores(
             path = existing_source(raw)
             if path.suffix in (".db", ".sqlite"):
                 values = _from_store(path, name, dataset, batch_size, seed, space)
-            elif not _table_setting_matches(path, batch_size, seed):
-                values = None  # a table scored under another seed never stands in for this one
+            elif not _table_setting_matches(path, **setting):
+                values = None  # a table scored under another setting never stands in for it
             else:
                 try:
                     values = load_score_table(path, name, dataset)
@@ -188,7 +190,6 @@ def load_scores(
                 "the shipped table"
             )
         if name not in series:
-            setting = {"dataset": dataset, "batch_size": batch_size, "seed": seed}
             shipped = (
                 space_score_table(default_space(), name, **setting) if space == "nb201" else None
             )

@@ -57,6 +57,19 @@ def test_load_scores_from_a_table_and_analytic_costs(table):
         ex.load_scores([table.with_name("missing.csv")], ["naswot"])
 
 
+def test_load_scores_passes_over_a_table_of_another_scoring_setting(table, tmp_path):
+    """A Parquet table recording CIFAR-10 batches, seed 0, never stands in for CIFAR-100 or
+    seed 1 (skipped like a source without the statistic, not an error from the reader)."""
+    frame = pd.read_csv(table)
+    frame.attrs = {"dataset": "cifar10", "batch_size": 64, "seed": 0}
+    frame.to_parquet(tmp_path / "c10.parquet")
+    path = tmp_path / "c10.parquet"
+    assert ex.load_scores([path], ["naswot"], seed=0).origin == {"naswot": "c10.parquet"}
+    for other in ({"dataset": "cifar100"}, {"seed": 1}):
+        with pytest.raises(KeyError, match="'naswot' is in none .* for this setting"):
+            ex.load_scores([path], ["naswot"], **other)
+
+
 def test_load_scores_from_a_store(tmp_path):
     path = tmp_path / "s.db"
     with ScoreStore(path) as store:
