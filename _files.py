@@ -22,13 +22,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     A missing folder, a directory in the way or a folder that cannot be written raise one
     clear error naming the path.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"output {str(path)!r} is a directory; expected a file path")
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder {str(folder)!r} of output {str(path)!r} does not exist")
-    tmp = folder / f".{path.stem}.{os.getpid()}.tmp{path.suffix}"
+    path = check_output_path(path)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp{path.suffix}"
     try:
         yield tmp
         os.replace(tmp, path)
@@ -36,6 +31,21 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise ValueError(f"cannot write output {str(path)!r}: {exc.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path once it can take an output file: not a directory, in an existing
+    folder this process may write.  Commands call it before their work, so that a bad
+    ``--out`` fails in one line at once rather than after minutes of computing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output {str(path)!r} is a directory; expected a file path")
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {str(folder)!r} of output {str(path)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write output {str(path)!r}: folder {str(folder)!r} is read-only")
+    return path
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -142,12 +142,17 @@ def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
     return merged.sort_index()
 
 
-def correlation_table(table: pd.DataFrame) -> pd.DataFrame:
-    """ρ and τ of every statistic (and available ensembles) against the three accuracies."""
+def correlation_table(table: pd.DataFrame, ensembles: Collection[str] = ()) -> pd.DataFrame:
+    """ρ and τ of every statistic (and available ensembles) against the three accuracies;
+    columns named in ``ensembles`` (or :data:`proxies.ensemble.ENSEMBLES`) are ensemble
+    scores, higher better."""
     truth = load_ground_truth()
     idx = table.index.to_numpy(dtype=np.int64)
     oriented = {
-        c: ranks(table[c].to_numpy(), "higher" if c in ENSEMBLES else get_proxy(c).direction)
+        c: ranks(
+            table[c].to_numpy(),
+            "higher" if c in ENSEMBLES or c in ensembles else get_proxy(c).direction,
+        )
         for c in table.columns
     }
     if all(m in table.columns for m in VOTE_MEMBERS):

@@ -94,34 +94,6 @@ class ScoreSource:
         return np.asarray(covered, dtype=np.int64)
 
 
-def _from_store(
-    path: Path,
-    name: str,
-    dataset: str,
-    batch_size: int | None,
-    seed: int | None,
-    space: str = "nb201",
-):
-    from cbred.proxies.store import ScoreStore
-
-    where: dict[str, object] = {"space": space, "statistic": name, "dataset": dataset}
-    if batch_size is not None:
-        where["batch_size"] = batch_size
-    if seed is not None:
-        where["seed"] = seed
-    with ScoreStore(path) as store:
-        rows = store.frame(**where)
-    if rows.empty:
-        return None
-    if rows["arch"].duplicated().any():
-        settings = rows[["batch_size", "seed", "version"]].drop_duplicates().to_dict("records")
-        raise ValueError(
-            f"store {path.name} holds {name!r} under several settings {settings}; "
-            "choose one with --batch-size/--seed"
-        )
-    return pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(np.int64))
-
-
 def _table_setting_matches(path: Path, **setting: object) -> bool:
     """Whether a Parquet table records no setting, or the one asked for (its ``attrs``, as
     :func:`bench.score_table.pack_store` writes them; None for any); CSV tables record none.
@@ -171,13 +143,11 @@ def load_scores(
             continue
         for raw in paths:
             path = existing_source(raw)
-            if path.suffix in (".db", ".sqlite"):
-                values = _from_store(path, name, dataset, batch_size, seed, space)
-            elif not _table_setting_matches(path, **setting):
+            if not _table_setting_matches(path, **setting):
                 values = None  # a table scored under another setting never stands in for it
             else:
                 try:
-                    values = load_score_table(path, name, dataset)
+                    values = load_score_table(path, name, **setting, space=space)
                 except KeyError:
                     values = None
             if values is not None:
@@ -712,15 +682,25 @@ def gap_evidence(runs: Sequence[Runs], corr: pd.DataFrame) -> list[str]:
     return lines
 
 
-def correlation_markdown(source: ScoreSource) -> tuple[pd.DataFrame, str]:
-    """Spearman ρ / Kendall τ of each statistic on its covered architectures, beside the
-    published values (reuses :func:`bench.correlation.correlation_table`)."""
+def correlation_markdown(
+    source: ScoreSource, ensembles: Sequence[tuple[Sequence[str], str]] = ()
+) -> tuple[pd.DataFrame, str]:
+    """Spearman ρ / Kendall τ of each statistic on its covered architectures, and of each
+    ensemble (members, aggregate) of several on the architectures all its members cover,
+    beside the published values (reuses :func:`bench.correlation.correlation_table`)."""
     from cbred.bench.correlation import correlation_table
+    from cbred.proxies.ensemble import rank_ensemble
 
     frames = []
     for name, values in source.series.items():
         corr = correlation_table(values.to_frame(name))
         frames.append(corr.loc[[name]])
+    for members, aggregate in (e for e in ensembles if len(e[0]) > 1):
+        label = _config_label(members, aggregate)
+        covered = source.coverage(members)
+        table = {m: source.series[m].loc[covered].to_numpy() for m in members}
+        score = pd.Series(rank_ensemble(table, members, aggregate), index=covered)
+        frames.append(correlation_table(score.to_frame(label), ensembles={label}))
     corr = pd.concat(frames)
     head = "| statistic | archs |" + "".join(f" ρ {SHORT[d]} (pub.) |" for d in DATASETS)
     head += " τ C10 (pub.) |"

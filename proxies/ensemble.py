@@ -8,6 +8,7 @@ statistic's registered direction; NaN counts as the worst value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from cbred.proxies.registry import get_proxy
@@ -16,8 +17,10 @@ from scipy.stats import rankdata
 VOTE_MEMBERS = ("synflow", "jacob_cov", "snip")
 # AZ-NAS's four components; its complexity is the FLOPs of one forward (cbred's ``flops``).
 AZ_MEMBERS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
-AGGREGATES = ("mean_rank", "log_rank")
+AGGREGATES = ("mean_rank", "log_rank", "vote")
 """How per-member ranks combine into one score (:func:`combine_ranks`)."""
+_VOTE_CHUNK = 512
+"""Candidates compared against all others at once by the vote (bounds its memory)."""
 RECOMMENDED = ("log_rank", ("synflow", "jacob_cov", "meco"))
 """cbred's label-free ensemble: (aggregate, members).  Chosen by
 ``python -m cbred.bench.ensemble`` among every subset of the statistics of the shipped
@@ -56,13 +59,27 @@ def ranks(values: Sequence[float], direction: str = "higher") -> np.ndarray:
 
 def combine_ranks(rank_rows: np.ndarray, aggregate: str) -> np.ndarray:
     """One score per candidate from (members, n) ranks 1..n with n the best (higher is
-    better): their mean (``mean_rank``) or the sum of log(rank / n) (``log_rank``)."""
+    better): their mean (``mean_rank``), the sum of log(rank / n) (``log_rank``), or the
+    share of the other candidates it beats by a strict majority of members (``vote``)."""
     rank_rows = np.asarray(rank_rows, dtype=np.float64)
     if aggregate == "mean_rank":
         return rank_rows.mean(axis=0)
     if aggregate == "log_rank":
         return np.log(rank_rows / rank_rows.shape[1]).sum(axis=0)
+    if aggregate == "vote":
+        return _majority_wins(rank_rows)
     raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {AGGREGATES}")
+
+
+def _majority_wins(rank_rows: np.ndarray) -> np.ndarray:
+    """Share of the other candidates each one beats by a strict majority of the members
+    (0 for a lone candidate); compared in blocks of :data:`_VOTE_CHUNK` rows."""
+    members, n = rank_rows.shape
+    wins = np.zeros(n)
+    for start in range(0, n, _VOTE_CHUNK):
+        block = rank_rows[:, start : start + _VOTE_CHUNK, None] > rank_rows[:, None, :]
+        wins[start : start + _VOTE_CHUNK] = (block.sum(0) * 2 > members).sum(1)
+    return wins / max(n - 1, 1)
 
 
 def rank_ensemble(
@@ -78,25 +95,18 @@ def mean_rank(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.
     return rank_ensemble(table, names, "mean_rank")
 
 
-def vote(
-    table: Mapping[str, Sequence[float]],
-    names: Sequence[str] = VOTE_MEMBERS,
-    chunk: int = 512,
-) -> np.ndarray:
+def vote(table: Mapping[str, Sequence[float]], names: Sequence[str] = VOTE_MEMBERS) -> np.ndarray:
     """Fraction of the other members each one beats by a strict majority of ``names``.
 
     Abdelfattah et al.'s vote compares two architectures by the majority of synflow,
     jacob_cov and snip; summing the pairwise wins turns it into one score per member.
+    Ranks order candidates as their values do (ties stay ties), so the vote of the ranks
+    is the vote of the values.
     """
-    oriented = _oriented(table, names)
-    n = oriented.shape[1]
-    if n < 2:
-        raise ValueError(f"vote needs at least 2 members, got {n}")
-    wins = np.zeros(n)
-    for start in range(0, n, chunk):
-        block = oriented[:, start : start + chunk, None] > oriented[:, None, :]
-        wins[start : start + chunk] = (block.sum(0) * 2 > len(names)).sum(1)
-    return wins / (n - 1)
+    scores = rank_ensemble(table, names, "vote")
+    if len(scores) < 2:
+        raise ValueError(f"vote needs at least 2 members, got {len(scores)}")
+    return scores
 
 
 def log_rank(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.ndarray:
@@ -123,9 +133,39 @@ def recommended(table: Mapping[str, Sequence[float]]) -> np.ndarray:
     return rank_ensemble(table, members, aggregate)
 
 
-ENSEMBLES: dict[str, tuple[tuple[str, ...], str]] = {
-    "recommended": (RECOMMENDED[1], "log_rank; cbred, chosen on half of NB201 vs CIFAR-10 only"),
-    "vote": (VOTE_MEMBERS, "majority vote; Abdelfattah et al., Zero-Cost Proxies, ICLR 2021"),
-    "az_nas": (AZ_MEMBERS, "log_rank; Lee & Ham, AZ-NAS, CVPR 2024"),
+class Ensemble(NamedTuple):
+    """A named ensemble: its member statistics, how their ranks combine, and its source."""
+
+    members: tuple[str, ...]
+    aggregate: str
+    source: str
+
+
+ENSEMBLES: dict[str, Ensemble] = {
+    "recommended": Ensemble(
+        RECOMMENDED[1], RECOMMENDED[0], "cbred, chosen on half of NB201 vs CIFAR-10 only"
+    ),
+    "vote": Ensemble(VOTE_MEMBERS, "vote", "Abdelfattah et al., Zero-Cost Proxies, ICLR 2021"),
+    "az_nas": Ensemble(AZ_MEMBERS, "log_rank", "Lee & Ham, AZ-NAS, CVPR 2024"),
 }
-"""Named ensembles: members and how they combine, for ``cbred proxies list``."""
+"""Named ensembles (``cbred proxies list``), usable wherever a search takes a fitness."""
+
+
+def parse_fitness(text: str, aggregate: str = "mean_rank") -> tuple[tuple[str, ...], str]:
+    """(member statistics, aggregate) of a fitness as the command line spells it: one
+    statistic, distinct statistics joined by ``+`` (combined by ``aggregate``), or a name of
+    :data:`ENSEMBLES` (its own members and aggregate).  Every member must be registered."""
+    if text in ENSEMBLES:
+        members, aggregate, _ = ENSEMBLES[text]
+        return members, aggregate
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {AGGREGATES}")
+    names = tuple(n.strip() for n in text.split("+"))
+    if not all(names) or len(set(names)) != len(names):
+        raise ValueError(
+            f"fitness {text!r}: expected a statistic, distinct statistics joined by '+', "
+            f"or an ensemble ({', '.join(ENSEMBLES)})"
+        )
+    for name in names:
+        get_proxy(name)
+    return names, aggregate

@@ -84,10 +84,19 @@ def unregister_proxy(name: str) -> None:
 
 
 def get_proxy(name: str) -> ProxySpec:
-    """The spec of statistic ``name``; a clear error lists the known names."""
+    """The spec of statistic ``name``; a clear error lists the known names, or says that
+    ``name`` is an ensemble (:data:`proxies.ensemble.ENSEMBLES`) and which members to score."""
     try:
         return _REGISTRY[name]
     except KeyError:
+        from cbred.proxies.ensemble import ENSEMBLES  # imports this module: not at the top
+
+        if name in ENSEMBLES:
+            members, aggregate, _ = ENSEMBLES[name]
+            raise KeyError(
+                f"{name!r} is an ensemble ({aggregate} of {', '.join(members)}) ranked over "
+                "a population, not a statistic of one network; score its members"
+            ) from None
         raise KeyError(f"unknown statistic {name!r}; known: {sorted(_REGISTRY)}") from None
 
 

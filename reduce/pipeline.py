@@ -179,13 +179,13 @@ def eta_candidates(
 
 def statistic_direction(name: str) -> float:
     """+1 when larger values of statistic ``name`` predict better accuracy, −1 when smaller."""
-    from cbred.proxies.registry import available_proxies, get_proxy
+    from cbred.proxies.registry import get_proxy
 
-    if name not in available_proxies():
-        raise ValueError(
-            f"unknown statistic {name!r}; expected one of {', '.join(available_proxies())}"
-        )
-    return 1.0 if get_proxy(name).direction == "higher" else -1.0
+    try:
+        spec = get_proxy(name)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    return 1.0 if spec.direction == "higher" else -1.0
 
 
 def setting_mismatch(recorded: Mapping[str, Any], **wanted: Any) -> str | None:
@@ -205,27 +205,36 @@ def setting_mismatch(recorded: Mapping[str, Any], **wanted: Any) -> str | None:
     return ", ".join(diffs) or None
 
 
+STORE_SUFFIXES = (".db", ".sqlite")
+"""File suffixes read as score stores (:class:`proxies.store.ScoreStore`)."""
+
+
 def load_score_table(
     source: str | Path | pd.DataFrame,
     statistic: str,
     dataset: str | None = None,
     batch_size: int | None = None,
     seed: int | None = None,
+    space: str | None = None,
 ) -> pd.Series:
-    """Values of ``statistic`` per architecture index from a Parquet/CSV file or a DataFrame.
+    """Values of ``statistic`` per architecture index from a score store (``.db``), a
+    Parquet/CSV file or a DataFrame.
 
-    Accepts the score store's long export (columns ``arch``, ``statistic``,
-    ``value`` and optionally ``dataset``, ``batch_size``, ``seed``: rows are filtered to
-    the setting asked for) or a wide table (one column per statistic; architecture
-    indices in an ``index`` or integer ``arch`` column, or as the frame's index, as in
-    :func:`bench.score_table.shipped_scores`), refused when its ``attrs`` record another
-    setting (:func:`setting_mismatch`).  Values are as stored (not oriented).
+    Accepts a score store or its long export (columns ``arch``, ``statistic``, ``value``
+    and optionally ``space``, ``dataset``, ``batch_size``, ``seed``: rows are filtered to
+    the setting asked for, and one setting must remain) or a wide table (one column per
+    statistic; architecture indices in an ``index`` or integer ``arch`` column, or as the
+    frame's index, as in :func:`bench.score_table.shipped_scores`), refused when its
+    ``attrs`` record another setting (:func:`setting_mismatch`).  Values are as stored (not
+    oriented).
     """
+    setting = {"space": space, "dataset": dataset, "batch_size": batch_size, "seed": seed}
     if isinstance(source, pd.DataFrame):
         table, name = source, "score table"
+    elif Path(source).suffix in STORE_SUFFIXES:
+        table, name = _store_rows(Path(source), statistic, **setting), Path(source).name
     else:
         table, name = _read_table(Path(source)), Path(source).name
-    setting = {"dataset": dataset, "batch_size": batch_size, "seed": seed}
     if {"statistic", "value", "arch"} <= set(table.columns):
         rows = table[table["statistic"] == statistic]
         for key, value in setting.items():
@@ -236,9 +245,11 @@ def load_score_table(
             suffix = f" ({asked})" if asked else ""
             raise KeyError(f"{name} has no rows for {statistic!r}{suffix}")
         if rows["arch"].duplicated().any():
+            columns = [c for c in (*setting, "version") if c in rows.columns]
+            settings = rows[columns].drop_duplicates().to_dict("records")
             raise ValueError(
-                f"{name} has several {statistic!r} values per architecture; "
-                "filter it to one data set, batch size and seed"
+                f"{name} has several {statistic!r} values per architecture, under the "
+                f"settings {settings}; filter it to one data set, batch size and seed"
             )
         values = pd.Series(rows["value"].to_numpy(float), index=rows["arch"].to_numpy(int))
         return _finite_somewhere(values, name, statistic)
@@ -271,11 +282,6 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"score table {str(path)!r} does not exist")
     if path.is_dir():
         raise ValueError(f"score table {str(path)!r} is a directory; expected a .parquet or .csv")
-    if path.suffix in (".db", ".sqlite"):
-        raise ValueError(
-            f"score table {str(path)!r} is a score store; export it to .parquet or .csv "
-            "(cbred score --export)"
-        )
     kind = "Parquet" if path.suffix == ".parquet" else "CSV"
     try:
         return pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path)
@@ -285,6 +291,18 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise ValueError(
             f"score table {str(path)!r} is not a readable {kind} file: {reason}"
         ) from None
+
+
+def _store_rows(path: Path, statistic: str, **where: Any) -> pd.DataFrame:
+    """The rows of ``statistic`` in the score store at ``path`` that match the non-None
+    ``where`` columns, as the store's long export has them; a missing file is an error (a
+    store is never created by reading)."""
+    from cbred.proxies.store import ScoreStore
+
+    if not path.is_file():
+        raise FileNotFoundError(f"score store {str(path)!r} does not exist")
+    with ScoreStore(path) as store:
+        return store.frame(statistic=statistic, **{k: v for k, v in where.items() if v is not None})
 
 
 def _finite_somewhere(values: pd.Series, name: str, statistic: str) -> pd.Series:

@@ -241,6 +241,21 @@ SEED1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parque
         # a file that is not a NATS-Bench file; TE-NAS checks it before its search
         (["space", "info", "nb201", "--nats-path", "junk.db"], "cannot be read"),
         (["search", "tenas", "--nats-path", "junk.db"], "cannot be read"),
+        # an --out in a missing folder failed only after the work
+        (["search", "bestofn", "--space", TINY, "--out", "nofolder/r.json"],
+         "folder 'nofolder' of output 'nofolder/r.json' does not exist"),
+        (["reduce", "--space", TINY, "--out", "nofolder/s.json"], "folder 'nofolder'"),
+        (["trace", "--space", "nb201", "--arch", "3", "--out", "nofolder/g.json"],
+         "folder 'nofolder'"),
+        (["distance", "--space", TINY, "--metric", "js", "--out", "nofolder/d.npy"],
+         "folder 'nofolder'"),
+        # an ensemble where one network's statistic is expected: what it is, what to do
+        (["score", "--space", TINY, "--score", "recommended", "--store", "s.db"],
+         "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco)"),
+        (["search", "bestofn", "--space", TINY, "--score", "vote+naswot"], "score its members"),
+        # a score store read as a table is never created by the reading
+        (["search", "bestofn", "--space", TINY, "--scores", "missing.db"],
+         "score store 'missing.db' does not exist"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line(sweep_files, argv, expected):
@@ -250,6 +265,7 @@ def test_bad_input_is_one_line(sweep_files, argv, expected):
     assert status == 2 and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith("cbred") and ": error: " in err, err
     assert expected in err, err
+    assert not (sweep_files / "nofolder").exists() and not (sweep_files / "missing.db").exists()
 
 
 def test_distance_of_models_compares_the_features_asked_for(tmp_path, monkeypatch, capsys):

@@ -10,7 +10,14 @@ from cbred.bench import experiments as ex
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.score_table import derive, shipped_scores, with_derived
 from cbred.proxies import recommended
-from cbred.proxies.ensemble import RECOMMENDED, combine_ranks, log_rank
+from cbred.proxies.ensemble import (
+    ENSEMBLES,
+    RECOMMENDED,
+    combine_ranks,
+    log_rank,
+    parse_fitness,
+    vote,
+)
 from cbred.reduce.search import (
     Budget,
     TableObjective,
@@ -30,6 +37,54 @@ def test_combine_ranks_mean_and_log() -> None:
     assert scores[1] > scores[0] == scores[2]
     with pytest.raises(ValueError, match="unknown aggregate 'median'"):
         combine_ranks(rows, "median")
+
+
+def _vote_by_pairs(values: np.ndarray) -> np.ndarray:
+    """The majority vote from the definition: for each pair, count the members (rows) that
+    put one strictly above the other; NaN is the worst value."""
+    v = np.where(np.isnan(values), -np.inf, values)
+    members, n = v.shape
+    wins = [
+        sum(2 * (v[:, i] > v[:, j]).sum() > members for j in range(n) if j != i) for i in range(n)
+    ]
+    return np.array(wins) / (n - 1)
+
+
+def test_the_vote_aggregate_of_ranks_is_the_vote_of_the_values(monkeypatch) -> None:
+    """Ranks keep every strict order and every tie, so voting on them is voting on values;
+    the blocked comparison (blocks smaller than the population) changes nothing."""
+    from cbred.proxies import ensemble
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 4, size=(3, 40)).astype(float)  # many ties
+    values[1, [3, 7]] = np.nan
+    table = dict(zip(("synflow", "jacob_cov", "snip"), values))
+    expected = _vote_by_pairs(values)
+    np.testing.assert_allclose(vote(table), expected)
+    monkeypatch.setattr(ensemble, "_VOTE_CHUNK", 7)
+    np.testing.assert_allclose(vote(table), expected)
+    rows = np.stack([ensemble.ranks(v) for v in values])
+    np.testing.assert_allclose(combine_ranks(rows, "vote"), expected)
+    assert combine_ranks(np.ones((3, 1)), "vote").tolist() == [0.0]  # a lone candidate
+    with pytest.raises(ValueError, match="at least 2"):
+        vote({"synflow": [1.0], "jacob_cov": [2.0], "snip": [3.0]})
+
+
+def test_parse_fitness_takes_statistics_joined_ensembles_and_named_ones() -> None:
+    assert parse_fitness("naswot") == (("naswot",), "mean_rank")
+    assert parse_fitness("naswot + synflow", "log_rank") == (("naswot", "synflow"), "log_rank")
+    for name, ensemble in ENSEMBLES.items():  # its own aggregate, whatever --aggregate says
+        assert parse_fitness(name, "mean_rank") == (ensemble.members, ensemble.aggregate)
+    assert ENSEMBLES["vote"].aggregate == "vote" and ENSEMBLES["az_nas"].aggregate == "log_rank"
+    for text, aggregate, error, message in (
+        ("naswot+naswot", "mean_rank", ValueError, "distinct"),
+        ("naswot+", "mean_rank", ValueError, "distinct"),
+        ("naswot+synflow", "median", ValueError, "unknown aggregate 'median'"),
+        ("nosuch", "mean_rank", KeyError, "unknown statistic 'nosuch'"),
+        ("naswot+vote", "mean_rank", KeyError, "'vote' is an ensemble \\(vote of synflow"),
+    ):
+        with pytest.raises(error, match=message):
+            parse_fitness(text, aggregate)
 
 
 def test_the_choice_on_half_the_space_is_the_shipped_recommended() -> None:
@@ -221,13 +276,63 @@ def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
     assert main(["search", "bestofn", "--space", "nb201", "--score", "naswot+synflow",
                  "--aggregate", "log_rank", "--evaluations", "10"]) == 0  # fmt: skip
     assert "5 architectures × 2 statistics" in capsys.readouterr().out
+    vote_out = tmp_path / "vote.json"
+    assert main(["search", "bestofn", "--space", "nb201", "--score", "vote", "--evaluations",
+                 "30", "--out", str(vote_out)]) == 0  # fmt: skip
+    report = json.loads(vote_out.read_text())
+    assert report["members"] == ["synflow", "jacob_cov", "snip"] and report["aggregate"] == "vote"
+    capsys.readouterr()
     for bad, message in (
         (["search", "area", "--space", "nb201", "--score", "recommended"], "one statistic"),
+        (
+            ["score", "--space", "nb201", "--score", "recommended", "--sample", "2"],
+            "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco)",
+        ),
+        (
+            ["reduce", "--space", "nb201", "--score", "az_nas", "--out", str(tmp_path / "r.json")],
+            "'az_nas' is an ensemble",
+        ),
+        (["bench", "area", "--score", "vote", "--seeds", "2"], "got the ensemble 'vote'"),
+        (
+            [
+                "search",
+                "bestofn",
+                "--space",
+                "nb201",
+                "--score",
+                "naswot+synflow",
+                "--aggregate",
+                "median",
+            ],
+            "unknown aggregate 'median'",
+        ),
         ([*args, "--evaluations", "2"], "fewer than the 3 statistics"),
         (["search", "rea", "--space", "nb201", "--score", "naswot+naswot"], "distinct"),
     ):
         assert main(bad) == 2
         assert message in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_bench_searches_take_named_ensembles_and_rea_ensembles(capsys) -> None:
+    """cbred bench bestofn/rea: a named ensemble brings its own aggregate; '+' items take
+    --aggregate; REA runs ensembles (it used to refuse them)."""
+    from cbred.bench.cli import main
+
+    args = ["--seeds", "2", "--stat-seconds", "0"]
+    assert main(["bench", "bestofn", "--score", "vote,synflow+meco", "--aggregate", "log_rank",
+                 "--n", "30", *args]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "| vote(synflow+jacob_cov+snip) best-of-30 |" in out
+    assert "| log_rank(synflow+meco) best-of-30 |" in out
+    assert main(["bench", "rea", "--score", "recommended", "--evaluations", "60", *args]) == 0
+    assert "| log_rank(synflow+jacob_cov+meco) REA-60 |" in capsys.readouterr().out
+    # correlation: the ensemble's own row beside its members', and no searches' header
+    assert main(["bench", "correlation", "--score", "recommended,vote"]) == 0
+    out = capsys.readouterr().out
+    assert "| log_rank(synflow+jacob_cov+meco) | 15625 | 0.935 " in out
+    assert "| vote(synflow+jacob_cov+snip) | 15625 | 0.864 " in out
+    assert "| meco | 15625 |" in out and "# seeds" not in out
 
 
 def test_cli_search_under_another_proxy_seed_scores_live_into_a_store(tmp_path, capsys) -> None:
@@ -255,6 +360,12 @@ def test_cli_search_under_another_proxy_seed_scores_live_into_a_store(tmp_path, 
     assert again["best"] == first["best"] and again["history"] == first["history"]
     with ScoreStore(store) as s:
         assert s.frame()["created"].max() == written  # nothing recomputed
+    # the store read as a table (--scores): the same values, nothing computed
+    assert main([*args, "--proxy-seed", "1", "--scores", str(store)]) == 0
+    read = json.loads(out.read_text())
+    assert read["score_source"] == "analytic, table s.db" and read["best"] == first["best"]
+    assert main([*args, "--proxy-seed", "2", "--scores", str(store)]) == 2
+    assert "s.db has no rows for 'naswot'" in capsys.readouterr().err
     capsys.readouterr()
     shipped = ["search", "bestofn", "--space", "nb201", "--score", "naswot", "--evaluations", "3"]
     assert main([*shipped, "--proxy-seed", "0"]) == 0

@@ -87,7 +87,9 @@ def test_load_scores_from_a_store(tmp_path):
     assert source.series["naswot"].to_dict() == {3: 4.0, 5: 6.0, 7: 8.0}
     failed = ex.load_scores([path], ["naswot"], seed=0).series["naswot"]
     assert failed.index.tolist() == [3, 5, 7, 9] and np.isnan(failed[9])
-    with pytest.raises(ValueError, match="several settings"):
+    with pytest.raises(
+        ValueError, match="several .naswot. values per architecture, under the settings"
+    ):
         ex.load_scores([path], ["naswot"])
 
 

@@ -277,6 +277,34 @@ def test_score_tables_long_and_wide(tmp_path) -> None:
         load_score_table(tmp_path / "missing.csv", "naswot")
 
 
+def test_a_score_store_is_read_as_a_table_in_the_setting_asked_for(tmp_path) -> None:
+    """``load_score_table`` reads a ``.db`` store as its long export: filtered to the space
+    and setting asked for; several settings left is one error naming them; reading never
+    creates a store."""
+    from cbred.proxies.store import ScoreRow, ScoreStore
+
+    def row(space: str, arch: int, seed: int, version: str, value: float) -> ScoreRow:
+        return ScoreRow(space, arch, "naswot", "cifar10", 64, seed, version, "", value, 0.1, "cpu")
+
+    path = tmp_path / "s.db"
+    with ScoreStore(path) as store:
+        store.put([row("nb201", 0, 0, "v1", 1.0), row("nb201", 1, 0, "v1", 2.0),
+                   row("nb201", 0, 1, "v1", 3.0), row("other", 0, 0, "v1", 9.0),
+                   row("nb201", 0, 2, "v1", 5.0), row("nb201", 0, 2, "v2", 6.0)])  # fmt: skip
+    values = load_score_table(path, "naswot", seed=0, space="nb201")
+    assert values.to_dict() == {0: 1.0, 1: 2.0}
+    assert load_score_table(path, "naswot", seed=1, batch_size=64).to_dict() == {0: 3.0}
+    with pytest.raises(ValueError, match=r"several 'naswot' values .*'space': 'other'"):
+        load_score_table(path, "naswot", seed=0)  # two spaces left
+    with pytest.raises(ValueError, match=r"'version': 'v1'\}, \{.*'version': 'v2'"):
+        load_score_table(path, "naswot", seed=2, space="nb201")
+    with pytest.raises(KeyError, match=r"s.db has no rows for 'naswot' \(space nb201, seed 3\)"):
+        load_score_table(path, "naswot", seed=3, space="nb201")
+    with pytest.raises(FileNotFoundError, match="score store .*missing.db' does not exist"):
+        load_score_table(tmp_path / "missing.db", "naswot")
+    assert not (tmp_path / "missing.db").exists()
+
+
 def test_score_tables_are_read_only_in_their_scoring_setting(tmp_path) -> None:
     """A table scored under another batch/init seed is another measurement: a long export is
     filtered to the setting asked for, a wide table recording another one is refused, and

@@ -88,6 +88,18 @@ def test_nb201_neighbour_table_matches_the_space():
         assert sorted(searchable.neighbours(index).tolist()) == sorted(fast)
 
 
+def test_rea_refuses_a_tournament_larger_than_its_population():
+    """The tournament draws distinct members: one larger than the population was cut to it
+    silently, so the user's setting was not the one run."""
+    for initial in (None, [0, 1, 2]):  # the population size, or AREA's seeded population
+        with pytest.raises(
+            ValueError, match="a tournament of 4 is larger than the population of 3"
+        ):
+            regularized_evolution(TOY, Matches(), Budget(evaluations=10), 0, 3, 4, initial=initial)
+    result = regularized_evolution(TOY, Matches(), Budget(evaluations=10), 0, 3, 3)
+    assert result.evaluations == 10  # a tournament of the whole population is allowed
+
+
 @pytest.mark.parametrize("objective", [Matches(), Mismatches()])
 @pytest.mark.parametrize("seed", range(5))
 def test_rea_finds_the_known_optimum(objective, seed):

@@ -38,14 +38,26 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def _configs(text: str) -> list[tuple[str, ...]]:
-    """``naswot,synflow,naswot+synflow`` → one statistic or one ensemble per item."""
-    items = [tuple(p.strip() for p in item.split("+")) for item in text.split(",") if item.strip()]
-    if not items or any(not all(item) for item in items):
+def _configs(text: str) -> list[str]:
+    """``naswot,synflow,naswot+synflow,recommended`` → one fitness per item: a statistic,
+    statistics joined by '+', or a named ensemble (resolved by :func:`_fitnesses`)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
         raise argparse.ArgumentTypeError(
-            f"expected e.g. 'naswot,synflow,naswot+synflow', got {text!r}"
+            f"expected e.g. 'naswot,synflow,naswot+synflow,recommended', got {text!r}"
         )
     return items
+
+
+Fitness = tuple[tuple[str, ...], str]
+"""A fitness: its member statistics and how their ranks combine."""
+
+
+def _fitnesses(args: argparse.Namespace) -> list[Fitness]:
+    """``--score``'s items as (members, aggregate); '+' items combine by ``--aggregate``."""
+    from cbred.proxies.ensemble import parse_fitness  # imports torch: at run time only
+
+    return [parse_fitness(item, args.aggregate) for item in args.score]
 
 
 def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
@@ -61,7 +73,14 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
         "--score",
         type=_configs,
         default=_configs(proxies),
-        help=f"statistics, '+' joins an ensemble (default {proxies})",
+        help="statistics; '+' joins an ensemble, combined by --aggregate; a named ensemble "
+        f"of `cbred proxies list` (recommended, vote, az_nas) (default {proxies})",
+    )
+    parser.add_argument(
+        "--aggregate",
+        default="mean_rank",
+        help="how a '+' ensemble combines its members' ranks among the evaluated "
+        "architectures: mean_rank (default), log_rank or vote",
     )
     parser.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..S-1 (default 10)")
     parser.add_argument("--subspace", help="also search inside this subspace (cbred reduce --out)")
@@ -142,8 +161,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=run_acceptance)
 
 
-def _source(args: argparse.Namespace, configs: list[tuple[str, ...]]) -> ex.ScoreSource:
-    names = sorted({name for config in configs for name in config})
+def _source(args: argparse.Namespace, configs: list[Fitness]) -> ex.ScoreSource:
+    names = sorted({name for members, _ in configs for name in members})
     return ex.load_scores(args.scores, names, args.score_data, args.batch_size, args.seed)
 
 
@@ -151,12 +170,15 @@ def _subspace(args: argparse.Namespace):
     return ex.load_subspace(args.subspace) if args.subspace else None
 
 
-def _notes(args: argparse.Namespace, source: ex.ScoreSource) -> list[str]:
+def _notes(args: argparse.Namespace, source: ex.ScoreSource, searches: bool = True) -> list[str]:
+    """The header lines: the searches' seeds and simulated cost (when ``searches``), where
+    the statistics were scored and how much of the space each covers."""
     lines = [
-        f"seeds: {args.seeds}; std over seeds with ddof=0",
-        f"statistics scored on the {args.score_data} batch and evaluated on all three data sets",
-        f"simulated cost: {args.stat_seconds:.4f} s per statistic evaluation",
+        f"statistics scored on the {args.score_data} batch and evaluated on all three data sets"
     ]
+    if searches:
+        lines.insert(0, f"seeds: {args.seeds}; std over seeds with ddof=0")
+        lines.append(f"simulated cost: {args.stat_seconds:.4f} s per statistic evaluation")
     if hasattr(args, "train_seconds"):
         lines.append(
             f"trained baselines: {args.train_seconds:g} s charged per accuracy query "
@@ -193,16 +215,18 @@ def _references(n: int, seeds: int, coverage: np.ndarray) -> list[ex.Runs]:
 
 
 def run_bestofn(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.score), _subspace(args)
+    configs = _fitnesses(args)
+    source, subspace = _source(args, configs), _subspace(args)
     runs: list[ex.Runs] = []
-    for config in args.score:
+    for members, aggregate in configs:
         for n in args.n:
-            runs.append(ex.bestofn_runs(source, config, n, args.seeds, None, args.stat_seconds))
-            if subspace is not None:
+            for sub in (None, subspace) if subspace is not None else (None,):
                 runs.append(
-                    ex.bestofn_runs(source, config, n, args.seeds, subspace, args.stat_seconds)
+                    ex.bestofn_runs(
+                        source, members, n, args.seeds, sub, args.stat_seconds, aggregate
+                    )
                 )
-    coverage = source.coverage(sorted({s for c in args.score for s in c}))
+    coverage = source.coverage(sorted({s for members, _ in configs for s in members}))
     for n in (n for n in args.n if n > 1):
         runs.append(ex.oracle_runs(n, args.seeds, coverage))
     runs.insert(0, ex.oracle_runs(1, args.seeds, coverage))
@@ -217,22 +241,22 @@ def run_bestofn(args: argparse.Namespace) -> int:
 
 
 def run_rea(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.score), _subspace(args)
+    configs = _fitnesses(args)
+    source, subspace = _source(args, configs), _subspace(args)
     runs = []
-    for config in args.score:
-        if len(config) != 1:
-            raise ValueError(f"REA takes one statistic as fitness, got ensemble {'+'.join(config)}")
+    for members, aggregate in configs:
         for sub in (None, subspace) if subspace is not None else (None,):
             runs.append(
                 ex.rea_runs(
                     source,
-                    config[0],
+                    members,
                     args.evaluations,
                     args.seeds,
                     args.population,
                     args.tournament,
                     sub,
                     args.stat_seconds,
+                    aggregate,
                 )
             )
     if args.accuracy:
@@ -247,21 +271,23 @@ def run_rea(args: argparse.Namespace) -> int:
             )
         )
     _print(runs, _notes(args, source), source)
-    for config in args.score:
-        if config[0] in ex.COSSU_REA:
+    for members, _ in configs:
+        if len(members) == 1 and members[0] in ex.COSSU_REA:
             print(
-                f"published REA+{config[0]} (Cossu et al., 12-epoch validation accuracy, "
-                f"C10/C100/IN16, not comparable): {ex.COSSU_REA[config[0]]}"
+                f"published REA+{members[0]} (Cossu et al., 12-epoch validation accuracy, "
+                f"C10/C100/IN16, not comparable): {ex.COSSU_REA[members[0]]}"
             )
     return 0
 
 
 def run_area(args: argparse.Namespace) -> int:
-    source, subspace = _source(args, args.score), _subspace(args)
+    configs = _fitnesses(args)
+    for item, (members, _) in zip(args.score, configs):
+        if len(members) != 1:
+            raise ValueError(f"AREA screens with one statistic, got the ensemble {item!r}")
+    source, subspace = _source(args, configs), _subspace(args)
     runs = []
-    for config in args.score:
-        if len(config) != 1:
-            raise ValueError(f"AREA screens with one statistic, got ensemble {'+'.join(config)}")
+    for (statistic,), _ in configs:
         for sub in (None, subspace) if subspace is not None else (None,):
             runs.append(
                 ex.trained_runs(
@@ -272,7 +298,7 @@ def run_area(args: argparse.Namespace) -> int:
                     args.population,
                     args.tournament,
                     source,
-                    config[0],
+                    statistic,
                     args.screen,
                     sub,
                 )
@@ -286,39 +312,43 @@ def run_area(args: argparse.Namespace) -> int:
 
 
 def run_correlation(args: argparse.Namespace) -> int:
-    source = _source(args, args.score)
-    for line in _notes(args, source):
+    configs = _fitnesses(args)
+    source = _source(args, configs)
+    for line in _notes(args, source, searches=False):
         print(f"# {line}")
-    print(ex.correlation_markdown(source)[1])
+    print(ex.correlation_markdown(source, configs)[1])
     return 0
 
 
 def run_acceptance(args: argparse.Namespace) -> int:
     n = args.evaluations
-    largest = max(args.score, key=len)
-    if n < len(largest):  # best-of-N of an ensemble spends len(config) evaluations per member
+    configs = _fitnesses(args)
+    largest = max(configs, key=lambda config: len(config[0]))[0]
+    if n < len(largest):  # best-of-N of an ensemble spends len(members) evaluations per member
         raise ValueError(
             f"--evaluations {n} is fewer than the {len(largest)} statistics of the ensemble "
             f"{'+'.join(largest)} spend on one architecture"
         )
     if args.action == "report" and not args.out.strip():
         raise ValueError("--out '' names no folder; expected the report folder")
-    source, subspace = _source(args, args.score), _subspace(args)
+    source, subspace = _source(args, configs), _subspace(args)
     runs = [
         ex.bestofn_runs(source, ("naswot",), m, args.seeds, None, args.stat_seconds)
         for m in (10, 100)
         if "naswot" in source.series
     ]
     for sub in (None, subspace) if subspace is not None else (None,):
-        for config in args.score:
+        for members, aggregate in configs:
             # An ensemble computes every member statistic: N shrinks to stay within budget.
-            m = n // len(config)
-            runs.append(ex.bestofn_runs(source, config, m, args.seeds, sub, args.stat_seconds))
-            if len(config) == 1:
+            m = n // len(members)
+            runs.append(
+                ex.bestofn_runs(source, members, m, args.seeds, sub, args.stat_seconds, aggregate)
+            )
+            if len(members) == 1:
                 runs.append(
                     ex.rea_runs(
                         source,
-                        config[0],
+                        members[0],
                         n,
                         args.seeds,
                         args.population,

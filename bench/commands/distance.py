@@ -6,7 +6,7 @@ import argparse
 import time
 
 import numpy as np
-from cbred._files import atomic_output
+from cbred._files import atomic_output, check_output_path
 from cbred.bench.commands.common import open_space, positive_int, seed_int, space_parent
 from cbred.bench.commands.models import model_parent, trace_model
 
@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from cbred.cgraph.distance import get_metric, pairwise
 
     metric = get_metric(args.metric)
+    if args.out:
+        check_output_path(args.out)  # a bad --out fails now, not after the matrix
     options: dict[str, object] = {}
     if args.smoothing is not None:
         if metric.inputs != "counts":

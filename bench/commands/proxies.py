@@ -39,11 +39,11 @@ def run_list(args: argparse.Namespace) -> int:
     from cbred.proxies.ensemble import ENSEMBLES
 
     # the members column is as wide as its longest entry, so it never runs into the next
-    listed = {name: ", ".join(members) for name, (members, _) in ENSEMBLES.items()}
+    listed = {name: ", ".join(e.members) for name, e in ENSEMBLES.items()}
     width = max(len("members"), *map(len, listed.values())) + 2
     print(f"\n{'ensemble':<18}{'members':<{width}}aggregate; source")
-    for name, (_, source) in ENSEMBLES.items():
-        print(f"{name:<18}{listed[name]:<{width}}{source}")
+    for name, e in ENSEMBLES.items():
+        print(f"{name:<18}{listed[name]:<{width}}{e.aggregate}; {e.source}")
     return 0
 
 

@@ -171,7 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cbred._files import output_folder
+    from cbred._files import check_output_path, output_folder
     from cbred.reduce.cluster import make_clusterer
     from cbred.reduce.pipeline import (
         ProxyScorer,
@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         args.cluster = "kmedoids" if args.distance == "edit" else "kmeans"
     if not args.out.endswith((".json", ".csv")):
         raise ValueError(f"--out {args.out!r} must end in .json or .csv")
+    check_output_path(args.out)  # a missing folder fails now, not after the reduction
     if args.report:
         output_folder(args.report)  # a file in the way fails now, not after the work
     total = time.perf_counter()

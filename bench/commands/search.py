@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cbred._files import write_text
+from cbred._files import check_output_path, write_text
 from cbred.bench.commands.common import (
     add_proxy_seed,
     check_dataset,
@@ -39,17 +39,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--score",
         default="naswot",
-        help="training-free statistic (fitness); 'a+b+c' a rank ensemble of several, "
-        "'recommended' cbred's label-free ensemble (log rank of synflow, jacob_cov, meco)",
+        help="training-free statistic (fitness); 'a+b+c' a rank ensemble of several; or a "
+        "named ensemble of `cbred proxies list` (recommended, vote, az_nas) with its own "
+        "aggregate",
     )
     p.add_argument(
         "--aggregate",
-        choices=("mean_rank", "log_rank"),
         default="mean_rank",
         help="how an 'a+b+c' ensemble combines its members' ranks among the evaluated "
-        "architectures (default mean_rank)",
+        "architectures: mean_rank (default), log_rank or vote (strict majority)",
     )
-    p.add_argument("--scores", help="score table with the statistic; 'none' to always compute live")
+    p.add_argument(
+        "--scores",
+        help="score table (.parquet/.csv) or score store (.db) with the statistic, read in "
+        "--batch-size/--proxy-seed; 'none' to always compute live",
+    )
     add_proxy_seed(p)
     p.add_argument(
         "--store",
@@ -97,41 +101,26 @@ def register_area(actions: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_search, method="area")
 
 
-def _ensemble(args: argparse.Namespace) -> tuple[list[str], str]:
-    """The statistics ``--score`` names and how several combine: ``recommended`` is cbred's
-    ensemble (its members, log rank); ``a+b`` uses ``--aggregate``."""
-    if args.score == "recommended":
-        from cbred.proxies.ensemble import RECOMMENDED
-
-        return list(RECOMMENDED[1]), RECOMMENDED[0]
-    names = [n.strip() for n in args.score.split("+")]
-    if not all(names) or len(set(names)) != len(names):
-        raise ValueError(
-            f"--score {args.score!r}: expected a statistic, distinct statistics joined by '+', "
-            "or 'recommended'"
-        )
-    return names, args.aggregate
-
-
 def _objectives(args: argparse.Namespace, space: Any, names: list[str]) -> tuple[list, str]:
-    """The statistics ``names`` as search objectives and where they come from: ``--scores``,
-    the space's analytic ``costs()`` (params, flops), its shipped table when scored under
+    """The statistics ``names`` as search objectives and where they come from: the space's
+    analytic ``costs()`` (params, flops), ``--scores``, its shipped table when scored under
     ``--batch-size``/``--proxy-seed``, or live, all live members in one fused pass per
     architecture (kept in ``--store``)."""
     from cbred.reduce.pipeline import ANALYTIC_STATISTICS, load_score_table, space_score_table
     from cbred.reduce.search import TableObjective, live_objectives
+    from cbred.reduce.space import space_name
 
     live_only = args.scores is not None and args.scores.lower() == "none"
     setting = {"batch_size": args.batch_size, "seed": args.proxy_seed}
     found: dict[str, tuple[Any, str]] = {}
     for name in names:
-        if args.scores and not live_only:
-            values = load_score_table(args.scores, name, **setting)
-            found[name] = TableObjective(name, values), f"table {Path(args.scores).name}"
-            continue
         if name in ANALYTIC_STATISTICS and callable(getattr(space, "costs", None)):
             costs = space.costs()[name]  # no weights, no batch: the same under every seed
             found[name] = TableObjective(name, dict(enumerate(costs))), "analytic"
+            continue
+        if args.scores and not live_only:
+            values = load_score_table(args.scores, name, **setting, space=space_name(space))
+            found[name] = TableObjective(name, values), f"table {Path(args.scores).name}"
             continue
         shipped = None if live_only else space_score_table(space, name, **setting)
         if shipped is not None and len(shipped) == len(space):
@@ -158,12 +147,17 @@ def run_search(args: argparse.Namespace) -> int:
     from cbred.reduce.space import space_name
     from cbred.reduce.subspace import Subspace
 
+    if args.out:
+        check_output_path(args.out)  # a bad --out fails now, not after the search
     space = open_space(args)
     check_dataset(space, args.dataset)
     where: Any = space
     if args.subspace:
         where = Subspace.from_file(args.subspace, space)
-    names, aggregate = _ensemble(args)
+    from cbred.proxies.ensemble import parse_fitness
+
+    members, aggregate = parse_fitness(args.score, args.aggregate)
+    names = list(members)
     if len(names) > 1 and args.method == "area":
         raise ValueError(f"area screens with one statistic, got the ensemble {args.score!r}")
     if args.evaluations < len(names):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from cbred._files import check_output_path
 from cbred.bench.commands.common import arch_index, positive_int
 from cbred.bench.commands.models import first_line, model_parent
 from cbred.reduce.space import load_space
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from cbred.cgraph import VOCAB, drop_noops
     from cbred.cgraph.export import save
 
+    if args.out:
+        check_output_path(args.out)  # a bad --out fails now, not after the trace
     graph = _space(args) if args.space is not None else _user_model(args)
     if args.drop_noops:
         graph = drop_noops(graph)

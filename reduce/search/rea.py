@@ -69,6 +69,11 @@ def regularized_evolution(
         if starts.size == 0:
             raise ValueError("the initial population is empty")
         population_size = int(starts.size)
+    if tournament_size > population_size:
+        raise ValueError(
+            f"a tournament of {tournament_size} is larger than the population of "
+            f"{population_size} whose distinct members it draws; lower the tournament size"
+        )
     evaluator = Evaluator(space, objectives, budget, charge_repeats, phase)
     standing = _Standing(objectives, aggregate)
     population: deque[int] = deque()
