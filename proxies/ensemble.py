@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from cbred.proxies.registry import get_proxy
+from cbred.proxies.registry import get_proxy, register_other_name
 from scipy.stats import rankdata
 
 VOTE_MEMBERS = ("synflow", "jacob_cov", "snip")
@@ -149,6 +149,12 @@ ENSEMBLES: dict[str, Ensemble] = {
     "az_nas": Ensemble(AZ_MEMBERS, "log_rank", "Lee & Ham, AZ-NAS, CVPR 2024"),
 }
 """Named ensembles (``cbred proxies list``), usable wherever a search takes a fitness."""
+for _name, _ensemble in ENSEMBLES.items():  # named where a statistic is expected: say what it is
+    register_other_name(
+        _name,
+        f"an ensemble ({_ensemble.aggregate} of {', '.join(_ensemble.members)}) ranked over a "
+        "population, not a statistic of one network; score its members",
+    )
 
 
 def parse_fitness(text: str, aggregate: str = "mean_rank") -> tuple[tuple[str, ...], str]:

@@ -39,6 +39,8 @@ class ProxySpec:
 
 
 _REGISTRY: dict[str, ProxySpec] = {}
+_OTHER_NAMES: dict[str, str] = {}
+"""Names that are not statistics → what they are (:func:`register_other_name`)."""
 
 
 def register_proxy(
@@ -84,20 +86,21 @@ def unregister_proxy(name: str) -> None:
 
 
 def get_proxy(name: str) -> ProxySpec:
-    """The spec of statistic ``name``; a clear error lists the known names, or says that
-    ``name`` is an ensemble (:data:`proxies.ensemble.ENSEMBLES`) and which members to score."""
+    """The spec of statistic ``name``; a clear error lists the known names, or says what a
+    name that is not a statistic is (:func:`register_other_name`)."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        from cbred.proxies.ensemble import ENSEMBLES  # imports this module: not at the top
-
-        if name in ENSEMBLES:
-            members, aggregate, _ = ENSEMBLES[name]
-            raise KeyError(
-                f"{name!r} is an ensemble ({aggregate} of {', '.join(members)}) ranked over "
-                "a population, not a statistic of one network; score its members"
-            ) from None
+        if name in _OTHER_NAMES:
+            raise KeyError(f"{name!r} is {_OTHER_NAMES[name]}") from None
         raise KeyError(f"unknown statistic {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def register_other_name(name: str, what: str) -> None:
+    """Say what ``name`` is where a statistic is expected: a name users take for one (the
+    named ensembles of :mod:`proxies.ensemble`) gets this explanation instead of the list
+    of known statistics."""
+    _OTHER_NAMES[name] = what
 
 
 def available_proxies() -> list[str]:
