@@ -36,8 +36,9 @@ from cbred.bench import experiments as ex
 from cbred.bench.dataset_names import DATASETS
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.score_table import shipped_scores
-from cbred.proxies.ensemble import RECOMMENDED, rank_ensemble, vote
-from scipy.stats import kendalltau, spearmanr
+from cbred.proxies.ensemble import RECOMMENDED, combine_ranks, rank_ensemble, ranks, vote
+from cbred.proxies.registry import get_proxy
+from scipy.stats import kendalltau, rankdata, spearmanr
 
 CANDIDATES = (
     "naswot",
@@ -99,10 +100,14 @@ def choose(
 ) -> tuple[tuple[str, tuple[str, ...]], pd.DataFrame]:
     """The chosen (aggregate, members) and every candidate's ρ on the selection half."""
     selection, _ = split(len(table))
+    member_ranks = {  # each member ranked once; a candidate only combines its members' ranks
+        m: ranks(table[m].to_numpy(), get_proxy(m).direction) for m in CANDIDATES
+    }
+    truth = rankdata(accuracy[selection])  # Spearman's ρ: Pearson's r of the ranks
     rows = []
     for aggregate, members in candidates():
-        score = ensemble_score(table, aggregate, members)
-        rho = spearmanr(score[selection], accuracy[selection])[0]
+        score = combine_ranks(np.stack([member_ranks[m][selection] for m in members]), aggregate)
+        rho = np.corrcoef(rankdata(score), truth)[0, 1]
         rows.append({"aggregate": aggregate, "members": members, "rho": rho})
     frame = pd.DataFrame(rows)
     best = frame["rho"].max()
