@@ -103,6 +103,34 @@ def report(alone: dict[str, list[float]], fused: dict[tuple[str, ...], list[floa
     return "\n".join(lines)
 
 
+def jacobian_methods(
+    indices: Sequence[int], batch, seed: int, channels: int, cells: int, device: str = "cpu"
+) -> str:
+    """VKDNW's two ways to its per-sample Jacobians (:func:`proxies.vkdnw_passes.logit_jacobian`),
+    timed in turn on the same networks and draws: median seconds of the whole VKDNW pass,
+    their ratio, and the largest difference of the spectral entropy they lead to."""
+    from cbred.proxies.vkdnw import decile_entropy
+    from cbred.proxies.vkdnw_passes import vkdnw_terms
+
+    seconds: dict[str, list[float]] = {"hooks": [], "vmap": []}
+    gap = 0.0
+    for index in indices:
+        net = nb201_model(index, seed, channels, cells).to(device)
+        entropy = {}
+        for method in seconds:
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            _, eigenvalues = vkdnw_terms(net, batch[0].to(device), method=method)
+            seconds[method].append(time.perf_counter() - start)
+            entropy[method] = decile_entropy(eigenvalues)
+        gap = max(gap, abs(entropy["hooks"] - entropy["vmap"]))
+    hooks, vmap = (float(np.median(v)) for v in seconds.values())
+    return (
+        f"vkdnw pass, per-sample Jacobians by module hooks {hooks:.3f} s vs torch.func vmap "
+        f"{vmap:.3f} s (ratio {hooks / vmap:.2f}); entropies differ by at most {gap:.1e}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", type=int, default=5, help="architectures to time")
@@ -129,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(indices)} architectures, {args.threads} CPU thread(s), device {args.device}"
     )
     print(report(alone, fused))
+    if "vkdnw" in stats or "vkdnw_entropy" in stats:
+        print()
+        print(jacobian_methods(indices, batch, args.seed, args.channels, args.cells, args.device))
     return 0
 
 

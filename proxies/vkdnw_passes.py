@@ -6,9 +6,11 @@ score's seed (so this module imports nothing from it, nor from the registry), an
 authors' code.  Failures are ordinary exceptions (ValueError, FloatingPointError), which
 :func:`proxies.api.score` turns into NaN with the reason.
 
-Cost: one batched forward and C vector-Jacobian products per sample (``torch.func``:
-reverse mode vmapped over the batch), or P Jacobian-vector products when the network has
-more classes than sampled weights (forward mode).
+Cost: one batched forward and, on the CPU, one backward of the batch per class
+(:mod:`proxies.per_sample`); elsewhere, or where that method cannot vouch for its result,
+C vector-Jacobian products per sample (``torch.func``: reverse mode vmapped over the batch),
+or P Jacobian-vector products when the network has more classes than sampled weights
+(forward mode).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from cbred.proxies.layers import small_on_cpu
+from cbred.proxies.per_sample import hooked_logit_jacobian
 from cbred.proxies.recent_passes import _gaussian_like, _init_kaiming, _scratch
 from torch import nn
 from torch.func import functional_call, jacfwd, jacrev, vmap
@@ -28,6 +31,9 @@ VKDNW_TENSORS = 128
 ``params_grad_len``)."""
 VKDNW_PER_TENSOR = 1
 """Weights sampled per tensor, at evenly spaced flat indices (1: index 0; the authors' ``p``)."""
+JACOBIAN_METHODS = ("auto", "hooks", "vmap")
+"""How :func:`logit_jacobian` differentiates (``hooks`` falls back to ``vmap`` when it cannot
+vouch for its result)."""
 VKDNW_SMOOTHING = 0.05
 """α of the smoothed probabilities (1 − α)·softmax + α/C."""
 
@@ -70,16 +76,30 @@ def sampled_entries(
 
 
 def logit_jacobian(
-    model: nn.Module, x: torch.Tensor, chosen: dict[str, torch.Tensor], classes: int
+    model: nn.Module,
+    x: torch.Tensor,
+    chosen: dict[str, torch.Tensor],
+    classes: int,
+    method: str = "auto",
 ) -> torch.Tensor:
-    """(N, C, P) per-sample Jacobians of the logits with respect to the chosen weights.
+    """(N, C, P) per-sample Jacobians of the logits with respect to the chosen weights
+    (columns in ``chosen``'s order), ``model`` in evaluation mode.
 
-    Each sample goes through the model on its own (``vmap`` of a one-sample call), so the
-    Jacobian is per sample whatever the model's batch dependence; the chosen weights enter
-    as zero shifts added at their flat indices, and the derivative is taken at zero.
-    Reverse mode (C products per sample) unless the model has more classes than chosen
-    weights, then forward mode (P products).  Columns follow ``chosen``'s order.
+    ``method``: ``hooks`` (:func:`proxies.per_sample.hooked_logit_jacobian`: one backward
+    of the batch per class, when it can vouch for the result), ``vmap``, or ``auto`` (hooks
+    on the CPU, falling back to vmap; vmap on other devices, where the batched call was
+    measured).  With ``vmap`` each sample goes through the model on its own (``vmap`` of a
+    one-sample call), so the Jacobian is per sample whatever the model's batch dependence;
+    the chosen weights enter as zero shifts added at their flat indices, and the derivative
+    is taken at zero: reverse mode (C products per sample) unless the model has more
+    classes than chosen weights, then forward mode (P products).
     """
+    if method not in JACOBIAN_METHODS:
+        raise ValueError(f"unknown Jacobian method {method!r}; expected one of {JACOBIAN_METHODS}")
+    if method == "hooks" or (method == "auto" and x.device.type == "cpu"):
+        hooked = hooked_logit_jacobian(model, x, chosen, classes)
+        if hooked is not None:
+            return hooked
     base = {name: p.detach() for name, p in model.named_parameters()}
     buffers = {name: b.detach() for name, b in model.named_buffers()}
     names = list(chosen)
@@ -128,9 +148,11 @@ def fisher_at_init(
     like: torch.Tensor,
     tensors: int = VKDNW_TENSORS,
     per_tensor: int = VKDNW_PER_TENSOR,
+    method: str = "auto",
 ) -> tuple[int, torch.Tensor]:
     """(ℵ, F): the number of parameter tensors and the (P, P) float64 Fisher matrix of the
-    sampled weights at VKDNW's initialisation, on a Gaussian input shaped like ``like``.
+    sampled weights at VKDNW's initialisation, on a Gaussian input shaped like ``like``
+    (``method``: how :func:`logit_jacobian` differentiates).
 
     The caller seeds the draws (the initialisation in module order, then the input);
     ``model``'s parameters, buffers and modes are restored afterwards.
@@ -152,7 +174,7 @@ def fisher_at_init(
         chosen = sampled_entries(net, tensors, per_tensor)
         if not chosen:
             raise ValueError("every sampled parameter tensor is empty")
-        jacobian = logit_jacobian(net, x, chosen, logits.shape[1])
+        jacobian = logit_jacobian(net, x, chosen, logits.shape[1], method)
     if not (torch.isfinite(jacobian).all() and torch.isfinite(logits).all()):
         raise FloatingPointError("the logits or their Jacobian overflowed (non-finite values)")
     return count, fisher_matrix(jacobian, logits)
@@ -163,8 +185,9 @@ def vkdnw_terms(
     like: torch.Tensor,
     tensors: int = VKDNW_TENSORS,
     per_tensor: int = VKDNW_PER_TENSOR,
+    method: str = "auto",
 ) -> tuple[int, np.ndarray]:
     """(ℵ, eigenvalues of F ascending, negatives from rounding set to 0): what the
     statistics read (:func:`fisher_at_init`; the caller seeds the draws)."""
-    count, fisher = fisher_at_init(model, like, tensors, per_tensor)
+    count, fisher = fisher_at_init(model, like, tensors, per_tensor, method)
     return count, torch.linalg.eigvalsh(small_on_cpu(fisher)).clamp_min(0.0).cpu().numpy()

@@ -15,6 +15,7 @@ import torch
 from cbred import proxies
 from cbred.bench.datasets import get_batch
 from cbred.bench.nb201_proxies import nb201_model
+from cbred.proxies.per_sample import hooked_logit_jacobian
 from cbred.proxies.vkdnw import STATISTICS
 from cbred.proxies.vkdnw_passes import (
     VKDNW_SMOOTHING,
@@ -157,17 +158,103 @@ def _autograd_jacobian(net: nn.Module, x: torch.Tensor, chosen: dict) -> torch.T
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("classes, tensors", [(5, 128), (9, 3)])  # reverse, forward mode
-def test_jacobian_equals_per_sample_autograd(classes: int, tensors: int) -> None:
+@pytest.mark.parametrize("method", ["hooks", "vmap"])
+@pytest.mark.parametrize("classes, tensors", [(5, 128), (9, 3)])  # vmap: reverse, forward mode
+def test_jacobian_equals_per_sample_autograd(classes: int, tensors: int, method: str) -> None:
     torch.manual_seed(0)
     net = _conv_net(classes).eval()
     x = torch.randn(4, 3, 6, 6)
     chosen = sampled_entries(net, tensors=tensors, per_tensor=2)
     width = sum(len(v) for v in chosen.values())
     assert (classes <= width) == (tensors == 128)  # both branches are exercised
-    jac = logit_jacobian(net, x, chosen, classes)
+    jac = logit_jacobian(net, x, chosen, classes, method)
     assert jac.shape == (4, classes, width)
     assert torch.allclose(jac, _autograd_jacobian(net, x, chosen), atol=1e-5)
+
+
+class _Varied(nn.Module):
+    """Every convolution setting the hooks read (stride, dilation, groups, 'same' and
+    reflect padding, biases), batch norm with moved running statistics, in-place ReLUs
+    on hooked outputs, a module called twice, and a linear layer on a 3-D input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, stride=2, padding=2, dilation=2)
+        self.bn = nn.BatchNorm2d(4)
+        self.b = nn.Conv2d(4, 6, 3, padding="same", groups=2, padding_mode="reflect")
+        self.c = nn.Conv2d(6, 6, 1)  # called twice
+        self.mix = nn.Linear(6, 6)  # over (N, positions, channels)
+        self.head = nn.Linear(6, 7)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-1, 1)
+            self.bn.running_var.uniform_(0.5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu_(self.bn(self.a(x)))
+        h = torch.relu_(self.b(h))
+        h = self.c(torch.relu(self.c(h)))
+        h = self.mix(h.flatten(2).transpose(1, 2)).mean(1)
+        return self.head(h)
+
+
+class _Tied(nn.Module):
+    """The first layer's weight is read a second time outside its module's call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.first(x) + x @ self.first.weight.T)
+
+
+class _Mixing(nn.Module):
+    """Each sample's features are centred on the batch mean: samples see each other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.head = nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.first(x)
+        return self.head(h - h.mean(0))
+
+
+def test_hooked_jacobian_reads_every_setting_or_declines() -> None:
+    """The hooks' closed forms against per-sample autograd on every setting they read, at
+    several entries per tensor; where they cannot vouch for the result (a weight used
+    outside its module, samples that see each other, a module they do not know, a frozen
+    weight) they return None and ``logit_jacobian`` gives the vmap result instead."""
+    torch.manual_seed(0)
+    net = _Varied().eval()
+    x = torch.randn(3, 3, 9, 9)
+    chosen = sampled_entries(net, per_tensor=3)
+    hooked = hooked_logit_jacobian(net, x, chosen, 7)
+    assert hooked is not None
+    assert torch.allclose(hooked, _autograd_jacobian(net, x, chosen), atol=1e-5)
+    assert torch.allclose(hooked, logit_jacobian(net, x, chosen, 7, "vmap"), atol=1e-5)
+
+    batch_stats = _conv_net().eval()
+    batch_stats[1].track_running_stats, batch_stats[1].running_mean = False, None
+    batch_stats[1].running_var = None  # batch norm normalises by the batch in eval mode too
+    layer_norm = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.LayerNorm(4), nn.Linear(4, 3))
+    frozen = _conv_net().eval()
+    frozen[0].weight.requires_grad_(False)
+    for model, inputs in (
+        (_Tied(), torch.randn(5, 4)),
+        (_Mixing(), torch.randn(5, 4)),
+        (batch_stats, torch.randn(4, 3, 6, 6)),
+        (layer_norm.eval(), torch.randn(4, 3, 2, 2)),
+        (frozen, torch.randn(4, 3, 6, 6)),
+    ):
+        entries = sampled_entries(model, per_tensor=2)
+        classes = model(inputs).shape[1]
+        assert hooked_logit_jacobian(model, inputs, entries, classes) is None
+        fallback = logit_jacobian(model, inputs, entries, classes, "hooks")
+        assert torch.allclose(fallback, logit_jacobian(model, inputs, entries, classes, "vmap"))
+    with pytest.raises(ValueError, match="unknown Jacobian method 'nope'"):
+        logit_jacobian(net, x, chosen, 7, "nope")
 
 
 def test_sampled_entries_are_evenly_spaced_in_the_first_tensors() -> None:
