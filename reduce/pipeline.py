@@ -344,6 +344,11 @@ class ProxyScorer:
     def evaluations(self) -> int:
         return len(self.scored)
 
+    @property
+    def computed(self) -> int:
+        """How many of the evaluations were computed here (the rest were read from the store)."""
+        return len(self.live.scored)
+
     def cached_indices(self) -> np.ndarray:
         """Architectures whose value costs nothing (already computed or from a table)."""
         return np.fromiter(self.cache, dtype=np.int64, count=len(self.cache))
@@ -485,6 +490,7 @@ def reduce_space(
     )
     if live:
         reduction.subspace.provenance["scored_live"] = scores.evaluations
+        reduction.subspace.provenance["computed_live"] = scores.computed
         reduction.subspace.provenance["scored_members"] = [space.arch_str(i) for i in scores.scored]
     reduction.timings = {**timings, **reduction.timings}
     return reduction

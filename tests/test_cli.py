@@ -253,6 +253,9 @@ SEED1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parque
         (["score", "--space", TINY, "--score", "recommended", "--store", "s.db"],
          "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco)"),
         (["search", "bestofn", "--space", TINY, "--score", "vote+naswot"], "score its members"),
+        # a tournament larger than its population was cut to it silently
+        (["search", "rea", "--space", TINY, "--population", "3", "--tournament", "4"],
+         "a tournament of 4 is larger than the population of 3"),
         # a score store read as a table is never created by the reading
         (["search", "bestofn", "--space", TINY, "--scores", "missing.db"],
          "score store 'missing.db' does not exist"),

@@ -98,6 +98,9 @@ def test_rea_refuses_a_tournament_larger_than_its_population():
             regularized_evolution(TOY, Matches(), Budget(evaluations=10), 0, 3, 4, initial=initial)
     result = regularized_evolution(TOY, Matches(), Budget(evaluations=10), 0, 3, 3)
     assert result.evaluations == 10  # a tournament of the whole population is allowed
+    default = regularized_evolution(TOY, Matches(), Budget(evaluations=10), 0, 3)
+    assert default.settings["tournament_size"] == 3  # the default 5 shrinks to the population
+    assert default.history["index"].tolist() == result.history["index"].tolist()
 
 
 @pytest.mark.parametrize("objective", [Matches(), Mismatches()])

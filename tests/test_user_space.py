@@ -93,7 +93,14 @@ def test_user_space_reduce_then_rea_from_the_command_line(user_file: Path) -> No
     with ScoreStore(folder / "live.db") as store:
         kept = store.frame()
     assert sorted(kept["arch_str"]) == sorted(data["provenance"]["scored_members"])
-    assert _cbred(reduce, folder).returncode == 0  # again: read from the store, same result
+    n = data["provenance"]["scored_live"]
+    assert (
+        data["provenance"]["computed_live"] == n
+        and f"{n} evaluated live ({n} computed)" in done.stdout
+    )
+    rerun = _cbred(reduce, folder)  # again: read from the store, same result
+    assert rerun.returncode == 0
+    assert f"{n} evaluated live (0 computed, {n} read from the store)" in rerun.stdout
     again = json.loads((folder / "sub.json").read_text())
     assert again["strings"] == data["strings"]
     assert again["provenance"]["scored_members"] == data["provenance"]["scored_members"]

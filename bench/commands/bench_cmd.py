@@ -12,6 +12,7 @@ import argparse
 import numpy as np
 from cbred.bench.commands.common import (
     MAX_COUNT,
+    add_tournament,
     dataset_name,
     lazy_module,
     non_negative_float,
@@ -103,7 +104,7 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
 
 def _evolution(parser: argparse.ArgumentParser, population: int) -> None:
     parser.add_argument("--population", type=positive_int, default=population)
-    parser.add_argument("--tournament", type=positive_int, default=5)
+    add_tournament(parser)
 
 
 def _trained(parser: argparse.ArgumentParser) -> None:

@@ -168,6 +168,18 @@ def scoring_parent(
     return parent
 
 
+def add_tournament(parser: argparse.ArgumentParser) -> None:
+    """``--tournament``: REA's tournament size; by default 5, or the whole population when
+    ``--population`` is smaller (:func:`reduce.search.regularized_evolution`; a larger
+    tournament given explicitly is an error)."""
+    parser.add_argument(
+        "--tournament",
+        type=positive_int,
+        default=None,
+        help="tournament size (default 5, or --population when smaller)",
+    )
+
+
 def add_proxy_seed(parser: argparse.ArgumentParser) -> None:
     """``--proxy-seed``: the batch/init seed of the statistics, apart from ``--seed``, which
     draws the method (search, clustering), so both can vary on one score store or table."""

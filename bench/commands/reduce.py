@@ -279,7 +279,11 @@ def run(args: argparse.Namespace) -> int:
             f"selection        {reduction.selection.criterion} over "
             f"{len(reduction.selection.curve)} candidates"
         )
-    spent = f", {provenance['scored_live']} scored live" if computed else ""
+    spent = ""
+    if computed:
+        evaluated, fresh = provenance["scored_live"], provenance["computed_live"]
+        read = f", {evaluated - fresh} read from the store" if fresh < evaluated else ""
+        spent = f", {evaluated} evaluated live ({fresh} computed{read})"
     members = "all" if m is None and args.evaluations is None else (m or "spread")
     print(
         f"scoring          f={provenance['f']} of {args.score} ({origin}), m={members}, "

@@ -17,6 +17,7 @@ from typing import Any
 from cbred._files import check_output_path, write_text
 from cbred.bench.commands.common import (
     add_proxy_seed,
+    add_tournament,
     check_dataset,
     open_space,
     positive_int,
@@ -83,7 +84,7 @@ def register_rea(actions: argparse._SubParsersAction) -> None:
     )
     _common(p)
     p.add_argument("--population", type=positive_int, default=20)
-    p.add_argument("--tournament", type=positive_int, default=5)
+    add_tournament(p)
     p.set_defaults(func=run_search, method="rea")
 
 
@@ -97,7 +98,7 @@ def register_area(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--screen", type=positive_int, default=100, help="architectures screened")
     p.add_argument("--queries", type=positive_int, default=50, help="accuracy queries")
     p.add_argument("--population", type=positive_int, default=10)
-    p.add_argument("--tournament", type=positive_int, default=5)
+    add_tournament(p)
     p.set_defaults(func=run_search, method="area")
 
 

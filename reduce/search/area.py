@@ -27,7 +27,7 @@ def area(
     seed: int,
     screen_size: int = 1000,
     population_size: int = 10,
-    tournament_size: int = 5,
+    tournament_size: int | None = None,
     charge_repeats: bool = False,
     screen_space: Subspace | None = None,
 ) -> SearchResult:

@@ -30,6 +30,9 @@ from cbred.reduce.search.random_search import ensemble_scores
 from cbred.reduce.search.space import as_subspace
 from cbred.reduce.subspace import Subspace
 
+DEFAULT_TOURNAMENT = 5
+"""Tournament size when none is given (the whole population when it is smaller)."""
+
 
 def regularized_evolution(
     space: Subspace,
@@ -37,7 +40,7 @@ def regularized_evolution(
     budget: Budget,
     seed: int,
     population_size: int = 20,
-    tournament_size: int = 5,
+    tournament_size: int | None = None,
     *,
     initial: Sequence[int] | None = None,
     charge_repeats: bool = False,
@@ -47,14 +50,17 @@ def regularized_evolution(
     """Run REA on ``space`` until ``budget`` is spent.
 
     ``initial`` replaces the random initial population (AREA seeds it with screened
-    architectures); its length then sets the population size.  A sequence of objectives
-    is a rank ensemble combined by ``aggregate``; one evaluation scores all of them.
+    architectures); its length then sets the population size.  ``tournament_size``
+    distinct members are drawn per cycle: by default :data:`DEFAULT_TOURNAMENT`, or the
+    whole population when it is smaller; a larger one given explicitly is an error.  A
+    sequence of objectives is a rank ensemble combined by ``aggregate``; one evaluation
+    scores all of them.
     """
     objectives = [objective] if isinstance(objective, Objective) else list(objective)
     if not objectives:
         raise ValueError("REA needs at least one objective")
     space = as_subspace(space)
-    if population_size < 1 or tournament_size < 1:
+    if population_size < 1 or (tournament_size is not None and tournament_size < 1):
         raise ValueError(
             f"population and tournament sizes must be >= 1, got {population_size}, "
             f"{tournament_size}"
@@ -69,7 +75,9 @@ def regularized_evolution(
         if starts.size == 0:
             raise ValueError("the initial population is empty")
         population_size = int(starts.size)
-    if tournament_size > population_size:
+    if tournament_size is None:
+        tournament_size = min(DEFAULT_TOURNAMENT, population_size)
+    elif tournament_size > population_size:
         raise ValueError(
             f"a tournament of {tournament_size} is larger than the population of "
             f"{population_size} whose distinct members it draws; lower the tournament size"
