@@ -50,9 +50,12 @@ CANDIDATES = (
     "params",
     "meco",
     "meco_opt",
+    "swap",
+    "swap_reg",
 )
 """The label-free whole-space columns of the shipped table, in tie-breaking order; MeCo's two
-joined when their columns shipped (session 8), the choice rule unchanged."""
+joined when their columns shipped (session 8), SWAP's two in session 11, the choice rule
+unchanged."""
 SELECTION_AGGREGATES = ("mean_rank", "log_rank")
 """The aggregates the choice considers, fixed before the first choice (the majority vote,
 an aggregate of :mod:`proxies.ensemble` since session 11, is reported beside the choice,
