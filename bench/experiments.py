@@ -346,7 +346,7 @@ def bestofn_runs(
     objectives = [source.objective(s, stat_seconds) for s in statistics]
     space = search_space(source.coverage(statistics), subspace)
     where = " in subspace" if subspace else ""
-    label = f"{_config_label(statistics, aggregate)} best-of-{n}{where}"
+    label = f"{config_label(statistics, aggregate)} best-of-{n}{where}"
     of_seed = _objectives_of_seed(objectives, statistics, proxy)
     return run_training_free(
         label + (proxy.label() if proxy else ""),
@@ -368,7 +368,7 @@ def _objectives_of_seed(
     return lambda seed: proxy.objectives(statistics, seed)
 
 
-def _config_label(statistics: Sequence[str], aggregate: str) -> str:
+def config_label(statistics: Sequence[str], aggregate: str) -> str:
     """``naswot``, ``synflow+jacob_cov`` (mean rank) or ``log_rank(synflow+jacob_cov)``."""
     joined = "+".join(statistics)
     return joined if len(statistics) == 1 or aggregate == "mean_rank" else f"{aggregate}({joined})"
@@ -423,7 +423,7 @@ def rea_runs(
         )
 
     where = " in subspace" if subspace else ""
-    label = f"{_config_label(statistics, aggregate)} REA-{evaluations}{where}"
+    label = f"{config_label(statistics, aggregate)} REA-{evaluations}{where}"
     label += proxy.label() if proxy else ""
     incumbents = _incumbents(objectives, aggregate)
     return run_training_free(label, search, incumbents, space, seeds, evaluations, len(objectives))
@@ -683,11 +683,11 @@ def gap_evidence(runs: Sequence[Runs], corr: pd.DataFrame) -> list[str]:
 
 
 def correlation_markdown(
-    source: ScoreSource, ensembles: Sequence[tuple[Sequence[str], str]] = ()
+    source: ScoreSource, ensembles: Sequence[tuple[str, Sequence[str], str]] = ()
 ) -> tuple[pd.DataFrame, str]:
     """Spearman ρ / Kendall τ of each statistic on its covered architectures, and of each
-    ensemble (members, aggregate) of several on the architectures all its members cover,
-    beside the published values (reuses :func:`bench.correlation.correlation_table`)."""
+    ensemble (label, members, aggregate) of several on the architectures all its members
+    cover, beside the published values (reuses :func:`bench.correlation.correlation_table`)."""
     from cbred.bench.correlation import correlation_table
     from cbred.proxies.ensemble import rank_ensemble
 
@@ -695,8 +695,7 @@ def correlation_markdown(
     for name, values in source.series.items():
         corr = correlation_table(values.to_frame(name))
         frames.append(corr.loc[[name]])
-    for members, aggregate in (e for e in ensembles if len(e[0]) > 1):
-        label = _config_label(members, aggregate)
+    for label, members, aggregate in (e for e in ensembles if len(e[1]) > 1):
         covered = source.coverage(members)
         table = {m: source.series[m].loc[covered].to_numpy() for m in members}
         score = pd.Series(rank_ensemble(table, members, aggregate), index=covered)

@@ -328,11 +328,12 @@ def test_cli_bench_searches_take_named_ensembles_and_rea_ensembles(capsys) -> No
     assert main(["bench", "rea", "--score", "recommended", "--evaluations", "60", *args]) == 0
     assert "| log_rank(synflow+jacob_cov+meco) REA-60 |" in capsys.readouterr().out
     # correlation: the ensemble's own row beside its members', and no searches' header
-    assert main(["bench", "correlation", "--score", "recommended,vote"]) == 0
+    assert main(["bench", "correlation", "--score", "recommended,vote,synflow+meco"]) == 0
     out = capsys.readouterr().out
-    assert "| log_rank(synflow+jacob_cov+meco) | 15625 | 0.935 " in out
-    assert "| vote(synflow+jacob_cov+snip) | 15625 | 0.864 " in out
-    assert "| meco | 15625 |" in out and "# seeds" not in out
+    assert "| recommended | 15625 | 0.935 (—) |" in out
+    assert "| vote | 15625 | 0.864 (0.82) |" in out  # a named ensemble keeps its published ρ
+    assert "| synflow+meco | 15625 |" in out and "| meco | 15625 |" in out
+    assert "# seeds" not in out
 
 
 def test_cli_search_under_another_proxy_seed_scores_live_into_a_store(tmp_path, capsys) -> None:

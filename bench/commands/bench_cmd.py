@@ -317,7 +317,14 @@ def run_correlation(args: argparse.Namespace) -> int:
     source = _source(args, configs)
     for line in _notes(args, source, searches=False):
         print(f"# {line}")
-    print(ex.correlation_markdown(source, configs)[1])
+    # a named ensemble keeps its name (and its published figures); 'a+b' is labelled by its parts
+    from cbred.proxies.ensemble import ENSEMBLES
+
+    labelled = [
+        (item if item in ENSEMBLES else ex.config_label(members, aggregate), members, aggregate)
+        for item, (members, aggregate) in zip(args.score, configs)
+    ]
+    print(ex.correlation_markdown(source, labelled)[1])
     return 0
 
 
