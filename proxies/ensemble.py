@@ -157,13 +157,21 @@ for _name, _ensemble in ENSEMBLES.items():  # named where a statistic is expecte
     )
 
 
-def parse_fitness(text: str, aggregate: str = "mean_rank") -> tuple[tuple[str, ...], str]:
+def parse_fitness(text: str, aggregate: str | None = None) -> tuple[tuple[str, ...], str]:
     """(member statistics, aggregate) of a fitness as the command line spells it: one
-    statistic, distinct statistics joined by ``+`` (combined by ``aggregate``), or a name of
-    :data:`ENSEMBLES` (its own members and aggregate).  Every member must be registered."""
+    statistic, distinct statistics joined by ``+`` (combined by ``aggregate``, mean rank by
+    default), or a name of :data:`ENSEMBLES` (its own members and aggregate; another
+    ``aggregate`` asked for is an error, never silently dropped).  Every member must be
+    registered."""
     if text in ENSEMBLES:
-        members, aggregate, _ = ENSEMBLES[text]
-        return members, aggregate
+        members, own, _ = ENSEMBLES[text]
+        if aggregate not in (None, own):
+            raise ValueError(
+                f"{text!r} combines its members by {own}; --aggregate {aggregate} applies to "
+                "'a+b' ensembles (spell the members out to combine them otherwise)"
+            )
+        return members, own
+    aggregate = aggregate or "mean_rank"
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {AGGREGATES}")
     names = tuple(n.strip() for n in text.split("+"))

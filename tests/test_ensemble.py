@@ -73,8 +73,11 @@ def test_the_vote_aggregate_of_ranks_is_the_vote_of_the_values(monkeypatch) -> N
 def test_parse_fitness_takes_statistics_joined_ensembles_and_named_ones() -> None:
     assert parse_fitness("naswot") == (("naswot",), "mean_rank")
     assert parse_fitness("naswot + synflow", "log_rank") == (("naswot", "synflow"), "log_rank")
-    for name, ensemble in ENSEMBLES.items():  # its own aggregate, whatever --aggregate says
-        assert parse_fitness(name, "mean_rank") == (ensemble.members, ensemble.aggregate)
+    for name, ensemble in ENSEMBLES.items():  # its own aggregate
+        assert parse_fitness(name) == (ensemble.members, ensemble.aggregate)
+        assert parse_fitness(name, ensemble.aggregate) == (ensemble.members, ensemble.aggregate)
+    with pytest.raises(ValueError, match="'recommended' combines its members by log_rank"):
+        parse_fitness("recommended", "mean_rank")  # asked for, never silently dropped
     assert ENSEMBLES["vote"].aggregate == "vote" and ENSEMBLES["az_nas"].aggregate == "log_rank"
     for text, aggregate, error, message in (
         ("naswot+naswot", "mean_rank", ValueError, "distinct"),

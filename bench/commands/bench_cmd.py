@@ -55,10 +55,13 @@ Fitness = tuple[tuple[str, ...], str]
 
 
 def _fitnesses(args: argparse.Namespace) -> list[Fitness]:
-    """``--score``'s items as (members, aggregate); '+' items combine by ``--aggregate``."""
-    from cbred.proxies.ensemble import parse_fitness  # imports torch: at run time only
+    """``--score``'s items as (members, aggregate); '+' items combine by ``--aggregate``,
+    named ensembles (one item of the list) by their own."""
+    from cbred.proxies.ensemble import ENSEMBLES, parse_fitness  # imports torch: at run time
 
-    return [parse_fitness(item, args.aggregate) for item in args.score]
+    return [
+        parse_fitness(item, None if item in ENSEMBLES else args.aggregate) for item in args.score
+    ]
 
 
 def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
@@ -79,7 +82,7 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
     )
     parser.add_argument(
         "--aggregate",
-        default="mean_rank",
+        default=None,
         help="how a '+' ensemble combines its members' ranks among the evaluated "
         "architectures: mean_rank (default), log_rank or vote",
     )

@@ -46,7 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--aggregate",
-        default="mean_rank",
+        default=None,
         help="how an 'a+b+c' ensemble combines its members' ranks among the evaluated "
         "architectures: mean_rank (default), log_rank or vote (strict majority)",
     )
