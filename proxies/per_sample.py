@@ -100,6 +100,10 @@ def hooked_logit_jacobian(
     owners = {name: _owner(model, name) for name in chosen}
     if not all(_supported(m, attr) for _, m, attr in owners.values()):
         return None
+    named = dict(model.named_parameters())
+    params = [named[name] for name in chosen]
+    if not all(p.requires_grad for p in params):
+        return None  # the batch-summed check needs autograd's own gradient
     calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {
         n: [] for n, _, _ in owners.values()
     }
@@ -124,10 +128,6 @@ def hooked_logit_jacobian(
     if not torch.allclose(alone, logits[:1].detach(), rtol=0, atol=_CHECK_RTOL * scale):
         return None  # the samples are not independent
     flat_calls = [(n, inp, out) for n, records in calls.items() for inp, out in records]
-    named = dict(model.named_parameters())
-    params = [named[name] for name in chosen]
-    if not all(p.requires_grad for p in params):
-        return None  # the batch-summed check needs autograd's own gradient
     jac = x.new_zeros(x.shape[0], classes, sum(len(v) for v in chosen.values()))
     columns, start = {}, 0
     for name, flats in chosen.items():
