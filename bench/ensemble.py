@@ -61,6 +61,10 @@ SELECTION_AGGREGATES = ("mean_rank", "log_rank")
 an aggregate of :mod:`proxies.ensemble` since session 11, is reported beside the choice,
 never a candidate: the rule stays as registered)."""
 SPLIT_SEED = 201
+CHOICE_BLOCK = 256
+"""Candidates scored at once by :func:`choose` (bounds its memory: ~16 MB per array)."""
+TIE = 1e-12
+"""ρ closer than this to the best ties (then fewer members, then the earlier candidate)."""
 TOP = 0.01
 TARGET_RHO = 0.92
 TARGET_SEARCH = {"cifar10": 94.0, "cifar100": 72.5, "imagenet16_120": 46.0}
@@ -101,21 +105,42 @@ def ensemble_score(table: pd.DataFrame, aggregate: str, members: tuple[str, ...]
 def choose(
     table: pd.DataFrame, accuracy: np.ndarray
 ) -> tuple[tuple[str, tuple[str, ...]], pd.DataFrame]:
-    """The chosen (aggregate, members) and every candidate's ρ on the selection half."""
+    """The chosen (aggregate, members) and every candidate's ρ on the selection half.
+
+    Only the selection half's accuracies are read.  Each member is ranked once; candidates
+    are scored :data:`CHOICE_BLOCK` at a time, each score the sum of its members' one-member
+    :func:`combine_ranks` terms (both aggregates are sums; a mean ranks as its sum), ranked and
+    correlated as one array.
+    Candidates within :data:`TIE` of the best ρ tie (identical rankings, such as flops and
+    params on NB201, must not be split by rounding).
+    """
     selection, _ = split(len(table))
-    member_ranks = {  # each member ranked once; a candidate only combines its members' ranks
-        m: ranks(table[m].to_numpy(), get_proxy(m).direction) for m in CANDIDATES
+    member_ranks = np.stack(
+        [ranks(table[m].to_numpy(), get_proxy(m).direction)[selection] for m in CANDIDATES]
+    )
+    terms = {  # each aggregate is a sum of per-member terms (a mean ranks as its sum)
+        a: np.stack([combine_ranks(row[None], a) for row in member_ranks])
+        for a in SELECTION_AGGREGATES
     }
     truth = rankdata(accuracy[selection])  # Spearman's ρ: Pearson's r of the ranks
-    rows = []
-    for aggregate, members in candidates():
-        score = combine_ranks(np.stack([member_ranks[m][selection] for m in members]), aggregate)
-        rho = np.corrcoef(rankdata(score), truth)[0, 1]
-        rows.append({"aggregate": aggregate, "members": members, "rho": rho})
-    frame = pd.DataFrame(rows)
-    best = frame["rho"].max()
-    first = frame[frame["rho"] == best].assign(size=lambda f: f["members"].map(len))
-    winner = first.sort_values("size", kind="stable").iloc[0]
+    truth -= truth.mean()
+    truth /= np.linalg.norm(truth)
+    position = {m: i for i, m in enumerate(CANDIDATES)}
+    every = candidates()
+    rho = np.empty(len(every))
+    for start in range(0, len(every), CHOICE_BLOCK):
+        block = every[start : start + CHOICE_BLOCK]
+        scores = np.stack(
+            [terms[a][[position[m] for m in members]].sum(axis=0) for a, members in block]
+        )
+        ranked = rankdata(scores, axis=1)
+        ranked -= ranked.mean(axis=1, keepdims=True)
+        rho[start : start + len(block)] = (ranked @ truth) / np.linalg.norm(ranked, axis=1)
+    frame = pd.DataFrame(
+        {"aggregate": [a for a, _ in every], "members": [m for _, m in every], "rho": rho}
+    )
+    tied = frame[frame["rho"] >= rho.max() - TIE].assign(size=lambda f: f["members"].map(len))
+    winner = tied.sort_values("size", kind="stable").iloc[0]
     return (winner["aggregate"], winner["members"]), frame
 
 

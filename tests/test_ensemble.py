@@ -93,18 +93,37 @@ def test_parse_fitness_takes_statistics_joined_ensembles_and_named_ones() -> Non
 def test_the_choice_on_half_the_space_is_the_shipped_recommended() -> None:
     table = shipped_scores()
     accuracy = load_ground_truth().accuracies("cifar10")[table.index.to_numpy()]
-    chosen, frame = bench_ensemble.choose(table, accuracy)
+    selection, held = bench_ensemble.split(len(table))
+    assert len(np.intersect1d(selection, held)) == 0
+    assert len(selection) + len(held) == len(table)
+    # the choice never reads the held-out half: NaN there would make every ρ NaN
+    blind = accuracy.copy()
+    blind[held] = np.nan
+    chosen, frame = bench_ensemble.choose(table, blind)
     assert chosen == RECOMMENDED
     assert len(frame) == 2 * (2 ** len(bench_ensemble.CANDIDATES) - 1) - len(
         bench_ensemble.CANDIDATES
     )
-    selection, held = bench_ensemble.split(len(table))
-    assert len(np.intersect1d(selection, held)) == 0
-    assert len(selection) + len(held) == len(table)
-    # the choice never saw the held-out half: changing its accuracies changes nothing
-    shuffled = accuracy.copy()
-    shuffled[held] = np.random.default_rng(0).permutation(shuffled[held])
-    assert bench_ensemble.choose(table, shuffled)[0] == chosen
+    assert np.isfinite(frame["rho"]).all()
+    # each candidate's ρ is Spearman's ρ of its ensemble on the selection half
+    for row in frame.sample(5, random_state=0).itertuples():
+        score = bench_ensemble.ensemble_score(table, row.aggregate, row.members)
+        expected = spearmanr(score[selection], accuracy[selection])[0]
+        assert row.rho == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_choice_breaks_ties_by_size_then_order(monkeypatch) -> None:
+    """Identical rankings tie (their ρ may differ by rounding): fewer members, then the
+    earlier candidate wins."""
+    rng = np.random.default_rng(0)
+    accuracy = rng.normal(size=400)
+    good = accuracy + rng.normal(scale=0.5, size=400)
+    table = pd.DataFrame({"params": good, "flops": good * 3.0, "synflow": rng.normal(size=400)})
+    monkeypatch.setattr(bench_ensemble, "CANDIDATES", ("synflow", "flops", "params"))
+    chosen, frame = bench_ensemble.choose(table, accuracy)
+    assert chosen == ("mean_rank", ("flops",))
+    monkeypatch.setattr(bench_ensemble, "CANDIDATES", ("synflow", "params", "flops"))
+    assert bench_ensemble.choose(table, accuracy)[0] == ("mean_rank", ("params",))
 
 
 def test_the_shipped_column_is_the_ensemble_of_its_members() -> None:
