@@ -122,9 +122,7 @@ def choose(
         a: np.stack([combine_ranks(row[None], a) for row in member_ranks])
         for a in SELECTION_AGGREGATES
     }
-    truth = rankdata(accuracy[selection])  # Spearman's ρ: Pearson's r of the ranks
-    truth -= truth.mean()
-    truth /= np.linalg.norm(truth)
+    truth = rankdata(accuracy[selection])
     position = {m: i for i, m in enumerate(CANDIDATES)}
     every = candidates()
     rho = np.empty(len(every))
@@ -133,15 +131,35 @@ def choose(
         scores = np.stack(
             [terms[a][[position[m] for m in members]].sum(axis=0) for a, members in block]
         )
-        ranked = rankdata(scores, axis=1)
-        ranked -= ranked.mean(axis=1, keepdims=True)
-        rho[start : start + len(block)] = (ranked @ truth) / np.linalg.norm(ranked, axis=1)
+        rho[start : start + len(block)] = spearman_rows(scores, truth)
     frame = pd.DataFrame(
         {"aggregate": [a for a, _ in every], "members": [m for _, m in every], "rho": rho}
     )
     tied = frame[frame["rho"] >= rho.max() - TIE].assign(size=lambda f: f["members"].map(len))
     winner = tied.sort_values("size", kind="stable").iloc[0]
     return (winner["aggregate"], winner["members"]), frame
+
+
+def spearman_rows(scores: np.ndarray, truth_ranks: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of each row of ``scores`` (candidates × n) with ranks ``truth_ranks`` (n,).
+
+    Pearson's r of the rows' average ranks (ties share their mean rank, as in
+    ``scipy.stats.rankdata``) with the truth's.  The choice spends its time here: one
+    unstable sort per row and no scatter of the ranks back to the rows' order take about
+    half the time of ``rankdata`` by rows then a correlation.
+    """
+    rows, n = scores.shape
+    truth = truth_ranks - truth_ranks.mean()
+    truth = truth / np.linalg.norm(truth)
+    order = np.argsort(scores, axis=1)
+    ordered = np.take_along_axis(scores, order, axis=1)
+    starts_group = np.ones((rows, n), dtype=bool)
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts_group[:, 1:])
+    starts = np.flatnonzero(starts_group)
+    sizes = np.diff(starts, append=rows * n)
+    average = starts % n + (sizes + 1) / 2  # the 1-based mean rank of each tie group
+    ranked = np.repeat(average, sizes).reshape(rows, n) - (n + 1) / 2
+    return (ranked * truth[order]).sum(axis=1) / np.linalg.norm(ranked, axis=1)
 
 
 def precision_top(score: np.ndarray, accuracy: np.ndarray, share: float = TOP) -> float:

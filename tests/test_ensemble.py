@@ -26,7 +26,7 @@ from cbred.reduce.search import (
     regularized_evolution,
 )
 from cbred.reduce.subspace import Subspace
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 
 def test_combine_ranks_mean_and_log() -> None:
@@ -110,6 +110,19 @@ def test_the_choice_on_half_the_space_is_the_shipped_recommended() -> None:
         score = bench_ensemble.ensemble_score(table, row.aggregate, row.members)
         expected = spearmanr(score[selection], accuracy[selection])[0]
         assert row.rho == pytest.approx(expected, abs=1e-12)
+
+
+def test_spearman_rows_is_spearmans_rho_of_each_row_ties_included() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=50).round(1)  # ties in the truth too
+    scores = rng.normal(size=(6, 50))
+    scores[1] = scores[1].round()  # many ties
+    scores[2] = -truth  # exactly reversed
+    scores[3, :25] = 0.0  # one large tie group at the bottom
+    rho = bench_ensemble.spearman_rows(scores, rankdata(truth))
+    expected = [spearmanr(row, truth)[0] for row in scores]
+    np.testing.assert_allclose(rho, expected, rtol=0, atol=1e-12)
+    assert rho[2] == pytest.approx(-1.0)
 
 
 def test_the_choice_breaks_ties_by_size_then_order(monkeypatch) -> None:
