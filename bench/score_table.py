@@ -9,8 +9,10 @@ so that C-BRED and the searches run on NB201 without scoring anything.  Its
     python -m cbred.bench.score_table --store scores.db --merge rest.db --out table.parquet
     python -m cbred.bench.score_table --store scores.db --out bench/data/nb201_scores.parquet
         # re-pack the shipped table, only ever on purpose
-    python -m cbred.bench.score_table --store meco.db --add-to bench/data/nb201_scores.parquet
-        # add a store's statistics (same setting, whole table covered) as new columns
+    python -m cbred.bench.score_table --store live.db --add-to bench/data/nb201_scores.parquet \\
+        --statistics zen,az_expressivity
+        # add a store's statistics (its rows under the table's setting, at the current code's
+        # version, every architecture of the table covered) as new columns
     python -m cbred.bench.score_table --derive bench/data/nb201_scores.parquet
         # (re)compute the derived column ``recommended`` (the label-free ensemble) in place
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -84,22 +87,22 @@ def _wide(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_columns(
-    table_path: str | os.PathLike[str], store_path: str | os.PathLike[str]
+    table_path: str | os.PathLike[str],
+    store_path: str | os.PathLike[str],
+    statistics: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Add the statistics of a store as columns of the table at ``table_path``, in place.
+    """Add statistics of a store as columns of the table at ``table_path``, in place.
 
-    The shipped table grows this way without rescoring what it holds: the store must be
-    scored in the table's setting (data set, batch size, seed) and cover every architecture
-    of the table; a statistic the table already has is replaced only at the same version.
+    The shipped table grows this way without rescoring what it holds.  The store may hold
+    other settings too (a live store of several seeds): only its rows under the table's
+    setting (data set, batch size, seed) are read, and only those of the version the
+    current code gives the statistic at the table's network setting (values of older code,
+    or of another width, are never added).  ``statistics`` names which to add (default:
+    every one the store holds there); each must cover every architecture of the table, and
+    a statistic the table already has is replaced only at the same version.
     """
     table = pd.read_parquet(table_path)
-    rows, settings = _store_rows(store_path)
-    setting = {k: str(v) for k, v in settings.iloc[0].to_dict().items()}
-    wanted = {k: str(table.attrs.get(k)) for k in SETTING_COLUMNS}
-    if setting != wanted:
-        raise ValueError(
-            f"store {str(store_path)!r} was scored under {setting}; the table under {wanted}"
-        )
+    rows = _table_setting_rows(table, store_path, statistics)
     new = _wide(rows)
     missing = table.index.difference(new.index)
     if len(missing):
@@ -122,6 +125,47 @@ def add_columns(
     with atomic_output(table_path) as tmp:
         grown.to_parquet(tmp)
     return grown
+
+
+def _table_setting_rows(
+    table: pd.DataFrame, store_path: str | os.PathLike[str], statistics: Sequence[str] | None
+) -> pd.DataFrame:
+    """The store's NB201 rows under ``table``'s setting, of ``statistics`` (default: all
+    there), each at the current code's version for the table's network setting."""
+    from cbred.proxies.engine import statistic_version
+    from cbred.proxies.store import ScoreStore
+
+    setting = {k: table.attrs.get(k) for k in SETTING_COLUMNS}
+    with ScoreStore(store_path) as store:
+        rows = store.frame(space="nb201", **setting)
+        if rows.empty:
+            held = store.frame(space="nb201")[list(SETTING_COLUMNS)].drop_duplicates()
+            raise ValueError(
+                f"store {str(store_path)!r} has no NB201 rows under the table's setting "
+                f"{setting} (it holds {held.to_dict('records')})"
+            )
+    names = sorted(rows["statistic"].unique()) if statistics is None else list(statistics)
+    absent = sorted(set(names) - set(rows["statistic"]))
+    if absent:
+        raise ValueError(
+            f"store {str(store_path)!r} has no rows of {absent} under the table's setting "
+            f"{setting}; it has {sorted(rows['statistic'].unique())}"
+        )
+    network = default_space().with_setting(
+        channels=table.attrs.get("channels", 16),
+        cells_per_stage=table.attrs.get("cells_per_stage", 5),
+    )
+    current = {name: statistic_version(name, network.setting_key) for name in names}
+    rows = rows[rows["statistic"].isin(names)]
+    rows = rows[rows["version"] == rows["statistic"].map(current)]
+    stale = [name for name in names if name not in set(rows["statistic"])]
+    if stale:
+        raise ValueError(
+            f"store {str(store_path)!r} holds {stale} only at versions other than the current "
+            f"code's for the table's network ({network.setting_key}: "
+            f"{', '.join(current[n] for n in stale)}); rescore them"
+        )
+    return rows
 
 
 def with_derived(table: pd.DataFrame) -> pd.DataFrame:
@@ -184,8 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--add-to",
         metavar="TABLE",
-        help="add --store's statistics as columns of TABLE in place (same setting, every "
-        "architecture of TABLE scored)",
+        help="add --store's statistics as columns of TABLE in place (its rows under TABLE's "
+        "setting, at the current code's version; every architecture of TABLE scored)",
+    )
+    parser.add_argument(
+        "--statistics",
+        metavar="NAMES",
+        help="with --add-to: comma-separated statistics to add (default: every one the store "
+        "holds under TABLE's setting)",
     )
     parser.add_argument(
         "--merge", nargs="+", default=[], metavar="DB", help="stores merged into --store first"
@@ -203,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (args.store and (args.out or args.add_to)):
         parser.error("--store with --out or --add-to TABLE is required (or --derive TABLE)")
+    if args.statistics and not args.add_to:
+        parser.error("--statistics names what --add-to TABLE adds; give --add-to")
     if args.merge:
         from cbred.proxies.store import ScoreStore
 
@@ -210,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             for other in args.merge:
                 print(f"merged {store.merge(other)} rows of {other} into {args.store}")
     if args.add_to:
-        table = add_columns(args.add_to, args.store)
+        names = args.statistics.split(",") if args.statistics else None
+        table = add_columns(args.add_to, args.store, names)
         print(f"{args.add_to} now holds {[c for c in table.columns if c != 'arch_str']}")
         return 0
     table = pack_store(args.store, args.out)
