@@ -158,7 +158,8 @@ def _table_setting_rows(
     current = {name: statistic_version(name, network.setting_key) for name in names}
     rows = rows[rows["statistic"].isin(names)]
     rows = rows[rows["version"] == rows["statistic"].map(current)]
-    stale = [name for name in names if name not in set(rows["statistic"])]
+    current_held = set(rows["statistic"])
+    stale = [name for name in names if name not in current_held]
     if stale:
         raise ValueError(
             f"store {str(store_path)!r} holds {stale} only at versions other than the current "
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             for other in args.merge:
                 print(f"merged {store.merge(other)} rows of {other} into {args.store}")
     if args.add_to:
-        names = args.statistics.split(",") if args.statistics else None
+        names = [n.strip() for n in args.statistics.split(",")] if args.statistics else None
         table = add_columns(args.add_to, args.store, names)
         print(f"{args.add_to} now holds {[c for c in table.columns if c != 'arch_str']}")
         return 0

@@ -149,7 +149,7 @@ def test_add_columns_reads_the_tables_setting_of_a_mixed_store(tmp_path, capsys)
     with pytest.raises(ValueError, match="no rows of \\['nosuch'\\] under the table's setting"):
         add_columns(table_path, tmp_path / "live.db", ["meco", "nosuch"])
     args = ["--store", str(tmp_path / "live.db"), "--add-to", str(table_path)]
-    assert main([*args, "--statistics", "meco"]) == 0
+    assert main([*args, "--statistics", "meco, zen"]) == 0
     assert pd.read_parquet(table_path)["meco"].tolist() == [10.0, 18.0]
     with pytest.raises(SystemExit):
         main(["--store", str(tmp_path / "live.db"), "--out", "x.parquet", "--statistics", "a"])
