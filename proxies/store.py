@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS claims (
 """
 
 STORE_TABLES = frozenset({"scores", "claims"})
+EXPORT_SUFFIXES = (".parquet", ".csv")
+"""The file types :meth:`ScoreStore.export` writes and :meth:`ScoreStore.merge` reads."""
 
 
 class StoreLockedError(ValueError):
@@ -266,17 +268,21 @@ class ScoreStore:
         return len(records)
 
     def merge(self, other: str | os.PathLike[str]) -> int:
-        """Copy every row of the store file ``other`` into this one in one transaction.
+        """Copy every row of ``other`` into this store in one transaction.
 
-        Stores filled on different machines (or a lost run's remainder scored into a fresh
-        file) become one; rows with the same key are replaced by ``other``'s.  Returns the
-        number of rows copied.
+        ``other`` is a store file, or a ``.parquet`` / ``.csv`` file that :meth:`export`
+        wrote (the portable form in which rows travel between machines or are kept beside
+        code).  Stores filled on different machines (or a lost run's remainder scored into
+        a fresh file) become one; rows with the same key are replaced by ``other``'s.
+        Returns the number of rows copied.
         """
         other = Path(other)
         if not other.is_file():
             raise FileNotFoundError(f"score store {str(other)!r} to merge does not exist")
         if self.path.exists() and other.samefile(self.path):
             raise ValueError(f"cannot merge score store {str(other)!r} into itself")
+        if other.suffix in EXPORT_SUFFIXES:
+            return self._merge_export(other)
         ScoreStore(other, timeout=self.timeout).close()  # refuses a foreign or broken file
         columns = ",".join(COLUMNS)
         self._conn.execute("ATTACH DATABASE ? AS other", (str(other),))
@@ -294,6 +300,22 @@ class ScoreStore:
             return self._write(write)
         finally:
             self._conn.execute("DETACH DATABASE other")
+
+    def _merge_export(self, path: Path) -> int:
+        """Insert the rows of an :meth:`export` file, each key checked as :meth:`put` does."""
+        records = read_export(path)
+        placeholders = ",".join("?" * len(COLUMNS))
+
+        def write() -> int:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(
+                    f"INSERT OR REPLACE INTO scores ({','.join(COLUMNS)}) VALUES ({placeholders})",
+                    records,
+                )
+            return len(records)
+
+        return self._write(write)
 
     def done(
         self,
@@ -428,9 +450,11 @@ class ScoreStore:
         return table
 
     def export(self, path: str | os.PathLike[str], **where: object) -> Path:
-        """Write rows to ``.parquet`` or ``.csv`` (by suffix) atomically; returns the path."""
+        """Write rows to ``.parquet`` or ``.csv`` (by suffix) atomically; returns the path.
+
+        :meth:`merge` reads such a file back into any store."""
         path = Path(path)
-        if path.suffix not in (".parquet", ".csv"):
+        if path.suffix not in EXPORT_SUFFIXES:
             raise ValueError(f"export path {str(path)!r} must end in .parquet or .csv")
         frame = self.frame(**where)
         with atomic_output(path) as tmp:
@@ -442,3 +466,31 @@ class ScoreStore:
 
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+
+
+def read_export(path: str | os.PathLike[str]) -> list[tuple]:
+    """The rows of an :meth:`ScoreStore.export` file as store records (``COLUMNS`` order).
+
+    Every key is checked as :meth:`ScoreStore.put` checks it, and empty cells (CSV writes
+    a missing value or error as an empty field) become NULL; a file that lacks a column
+    is refused with one line naming what is missing.
+    """
+    path = Path(path)
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{str(path)!r} is not a score export: it lacks the columns {missing} "
+            f"(an export holds {list(COLUMNS)})"
+        )
+    frame = frame[list(COLUMNS)].astype(object).where(frame[list(COLUMNS)].notna(), None)
+    records = []
+    for record in frame.itertuples(index=False, name=None):
+        row = dict(zip(COLUMNS, record))
+        row["arch_str"] = "" if row["arch_str"] is None else str(row["arch_str"])
+        created = row.pop("created")
+        ScoreRow(**row).check()
+        if row["value"] is not None and not math.isfinite(float(row["value"])):
+            raise ValueError(f"{str(path)!r}: a stored value is {row['value']}; expected finite")
+        records.append((*row.values(), created))
+    return records

@@ -110,6 +110,38 @@ def test_merge_combines_stores_and_replaces_equal_keys(tmp_path):
             a.merge(tmp_path / "missing.db")
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_an_export_merges_back_into_a_fresh_store_row_for_row(tmp_path, suffix):
+    failed = replace(_row(2, "naswot", None), error="constant features")
+    with ScoreStore(tmp_path / "a.db") as a:
+        a.put([_row(1, value=1.5), failed, _row(3, value=float("-inf"))])
+        a.export(tmp_path / f"rows{suffix}")
+        with ScoreStore(tmp_path / "b.db") as b:
+            b.put([_row(1, value=99.0), _row(7)])
+            assert b.merge(tmp_path / f"rows{suffix}") == 3
+            merged = b.frame().set_index(["arch", "statistic"])
+            original = a.frame().set_index(["arch", "statistic"])
+    assert len(merged) == 4 and merged.loc[(7, "params"), "value"] == 1.0
+    pd.testing.assert_frame_equal(merged.drop(index=[(7, "params")]), original)
+    assert merged.loc[(2, "naswot"), "error"] == "constant features"
+    assert pd.isna(merged.loc[(3, "params"), "value"])  # -inf is stored as NULL with its reason
+
+
+def test_a_broken_export_is_refused_before_any_row_is_written(tmp_path):
+    with ScoreStore(tmp_path / "a.db") as a:
+        a.put([_row(1), _row(2)])
+        a.export(tmp_path / "rows.csv")
+        frame = pd.read_csv(tmp_path / "rows.csv")
+        frame.drop(columns=["version"]).to_csv(tmp_path / "no_version.csv", index=False)
+        frame.assign(arch=[1, -2]).to_csv(tmp_path / "bad_arch.csv", index=False)
+    with ScoreStore(tmp_path / "b.db") as b:
+        with pytest.raises(ValueError, match=r"lacks the columns \['version'\]"):
+            b.merge(tmp_path / "no_version.csv")
+        with pytest.raises(ValueError, match="arch must be an integer >= 0, got -2"):
+            b.merge(tmp_path / "bad_arch.csv")
+        assert len(b) == 0
+
+
 def _writer(path: str, offset: int) -> None:
     with ScoreStore(path) as store:
         for start in range(0, 200, 10):

@@ -7,13 +7,18 @@ machines). A change to a formula moves values by far more than that.
 
 A change to a pass or a statistic that alters values makes this test fail: then bump
 ``proxies.passes.PASSES_VERSION`` (or the statistic's code changes its version by itself)
-and rescore the table.
+and rescore the table.  The same holds for the rows of a whole-space run still in progress,
+kept in ``bench/data/progress/`` (a store export that ``cbred score --merge`` resumes from).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
+from cbred.bench import score_table
 from cbred.bench.nb201_proxies import score_nb201
 from cbred.bench.score_table import shipped_scores
 from cbred.proxies.engine import statistic_version
@@ -26,6 +31,7 @@ ARCHS = (
 )
 
 EXACT = {"params", "flops", "synflow"}  # float64 or analytic: no kernel-dependent rounding
+PROGRESS = sorted((Path(score_table.__file__).parent / "data" / "progress").glob("*.parquet"))
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +79,32 @@ def test_feature_versions_change_only_the_statistics_that_read_them(monkeypatch)
     assert after["grasp"] != before["grasp"]
     assert after["grad_norm"] == before["grad_norm"]
     assert after["naswot"] == before["naswot"]
+
+
+@pytest.mark.parametrize("path", PROGRESS, ids=lambda p: p.name)
+def test_kept_partial_rows_are_the_current_code_under_the_table_setting(table, path):
+    """Rows kept from an unfinished whole-space run resume it only if they are what the code
+    computes now: same setting as the table, current versions, and two of them re-scored."""
+    attrs = table.attrs
+    rows = pd.read_parquet(path)
+    setting = rows[["space", "dataset", "batch_size", "seed"]].drop_duplicates()
+    expected = ["nb201", attrs["dataset"], attrs["batch_size"], attrs["seed"]]
+    assert setting.values.tolist() == [expected]
+    network = f"C={attrs['channels']}|N={attrs['cells_per_stage']}"
+    current = {name: statistic_version(name, network) for name in rows["statistic"].unique()}
+    assert (rows["version"] == rows["statistic"].map(current)).all()
+    assert not rows.duplicated(["arch", "statistic"]).any()
+    wide = rows.pivot(index="arch", columns="statistic", values="value").dropna()
+    for arch in (wide.index[0], wide.index[-1]):
+        arch_str = rows.loc[rows["arch"] == arch, "arch_str"].iloc[0]
+        result = score_nb201(
+            arch_str,
+            list(wide.columns),
+            attrs["dataset"],
+            attrs["batch_size"],
+            attrs["seed"],
+            attrs["channels"],
+            attrs["cells_per_stage"],
+        )
+        for name in wide.columns:
+            assert result[name] == pytest.approx(wide.loc[arch, name], rel=1e-3), (arch, name)

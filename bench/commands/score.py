@@ -36,7 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk-size", type=positive_int, default=8)
     parser.add_argument("--store", default="scores.db", help="SQLite score store")
     parser.add_argument(
-        "--merge", nargs="+", default=[], metavar="DB", help="merge these stores into --store first"
+        "--merge",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="merge these stores, or .parquet/.csv files --export wrote, into --store first",
     )
     parser.add_argument(
         "--retry-failed",
