@@ -20,6 +20,7 @@ from cbred.proxies.recent_passes import (
     az_terms,
     block_sequence,
     count_distinct_columns,
+    random_signs,
     zen_terms,
 )
 from scipy.stats import rankdata
@@ -226,6 +227,22 @@ def test_az_trainability_of_a_one_channel_scaling_block_is_exact() -> None:
     net = nn.Sequential(_Scale(2.0))
     result = proxies.score(net, (torch.randn(4, 1, 3, 3), _labels(4)), ["az_trainability"])
     assert result["az_trainability"] == pytest.approx(-2.0 - 1 / (2.0 + 1e-6) + 2.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(64, 16, 32, 32), (3, 5, 7), (1,)])
+def test_random_signs_are_the_authors_bernoulli_draws_bit_for_bit(shape, dtype) -> None:
+    torch.manual_seed(11)
+    authors = (torch.bernoulli(torch.full(shape, 0.5, dtype=dtype)) - 0.5) * 2
+    torch.manual_seed(11)
+    ours = random_signs(torch.Size(shape), dtype)
+    assert ours.dtype == dtype and torch.equal(ours, authors)
+    torch.manual_seed(11)
+    random_signs(torch.Size(shape), dtype)
+    after_ours = torch.rand(4)
+    torch.manual_seed(11)
+    torch.bernoulli(torch.full(shape, 0.5, dtype=dtype))
+    assert torch.equal(after_ours, torch.rand(4))  # the next draws are the authors' too
 
 
 def test_az_expressivity_is_the_spectral_entropy_of_each_block_feature() -> None:
