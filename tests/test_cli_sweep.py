@@ -189,6 +189,9 @@ def write_sweep_files(folder: Path) -> None:
         "index,naswot,synflow\n" + "".join(f"{i},{i + 1.5},{10 - i}\n" for i in range(6))
     )
     (folder / "tiny_scores_partial.csv").write_text("index,naswot\n0,1.0\n3,2.0\n")
+    (folder / "archs.txt").write_text("1\n\n0\n")
+    (folder / "archs_bad.txt").write_text("0\nnope\n")
+    (folder / "archs_blank.txt").write_text("\n")
     (folder / "tiny_scores_nan.csv").write_text(
         "index,naswot\n" + "".join(f"{i},nan\n" for i in range(6))
     )
@@ -479,6 +482,7 @@ def score_argv(draw) -> list[str]:
             "--score": (STATISTIC_LISTS, BAD_NAMES),
             "--sample": (["1", "2"] if size > 6 else ["1", "6"], [*BAD_INTS, "7"]),
             "--sample-seed": (["0", "5"], BAD_INTS),
+            "--archs": (["archs.txt"], ["archs_bad.txt", "archs_blank.txt", *BAD_PATHS]),
             "--workers": (["1"], ["0", "-1", "x", "1.5", ""]),
             "--chunk-size": (["1", "8"], BAD_INTS),
             "--store": (["s.db", "t.db"], [*BAD_PATHS, "junk.db", "adir.db"]),

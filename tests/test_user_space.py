@@ -209,3 +209,28 @@ def test_user_space_scores_in_spawned_workers(user_file: Path) -> None:
     done = _cbred(args, user_file.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "3 scored (0 with errors)" in done.stdout
+
+
+def test_score_takes_the_architectures_a_file_lists(user_file: Path, capsys) -> None:
+    """``--archs FILE``: indices and names, blank lines skipped, each architecture once; a bad
+    line is named by its number."""
+    folder, store = user_file.parent, user_file.parent / "s.db"
+    args = ["score", "--space", f"{user_file}:SPACE", "--score", "params", "--no-progress",
+            "--store", str(store)]  # fmt: skip
+    (folder / "archs.txt").write_text("5\n\nw8/d2/tanh\n5\n")
+    assert main([*args, "--archs", str(folder / "archs.txt")]) == 0
+    assert "2 requested: 0 cached, 2 scored" in capsys.readouterr().out
+    with ScoreStore(store) as scores:
+        assert sorted(scores.frame()["arch_str"]) == ["w4/d2/hardtanh", "w8/d2/tanh"]
+    (folder / "bad.txt").write_text("3\nw9/d1/relu\n")
+    assert main([*args, "--archs", str(folder / "bad.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: 'w9/d1/relu' is not an architecture" in err and err.count("\n") == 1
+    (folder / "binary.txt").write_bytes(b"\xff\xfe\x00\x81")
+    assert main([*args, "--archs", str(folder / "binary.txt")]) == 2
+    assert "is not text; expected one arch per line" in capsys.readouterr().err
+    (folder / "blank.txt").write_text("\n \n")
+    assert main([*args, "--archs", str(folder / "blank.txt")]) == 2
+    assert "lists no architecture" in capsys.readouterr().err
+    assert main([*args, "--archs", str(folder / "archs.txt"), "--sample", "2"]) == 2
+    assert "give --sample or --archs, not both" in capsys.readouterr().err

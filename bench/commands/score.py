@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from cbred.bench.commands.common import (
+    arch_index,
     open_space,
     positive_float,
     positive_int,
@@ -31,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sample", type=positive_int, help="score a seeded uniform sample of this size"
     )
     parser.add_argument("--sample-seed", type=seed_int, default=0, help="seed of --sample")
+    parser.add_argument(
+        "--archs",
+        metavar="FILE",
+        help="score the architectures FILE lists, in its order (one index or arch string per "
+        "line, blank lines skipped): a search's visits, a subspace, a half to score first",
+    )
     parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     parser.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address, or 'local'")
     parser.add_argument("--chunk-size", type=positive_int, default=8)
@@ -73,6 +81,31 @@ def export_path(text: str) -> str:
     return text
 
 
+def listed_archs(space: Any, path: str) -> list[int]:
+    """The indices of the architectures listed in the text file ``path``, in its order,
+    each once (an index or an ``arch_str`` per line); a bad line is named with its number."""
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"--archs {path!r} is a folder; expected a text file")
+    if not file.is_file():
+        raise FileNotFoundError(f"--archs file {path!r} does not exist")
+    try:
+        lines = file.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"--archs file {path!r} is not text; expected one arch per line") from None
+    found: dict[int, None] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            found[arch_index(space, line.strip())] = None
+        except (IndexError, KeyError, ValueError) as exc:
+            raise ValueError(f"--archs {path}, line {number}: {exc.args[0]}") from None
+    if not found:
+        raise ValueError(f"--archs file {path!r} lists no architecture; expected one per line")
+    return list(found)
+
+
 def run(args: argparse.Namespace) -> int:
     from cbred.proxies.engine import ScoreJob, run_scoring
     from cbred.proxies.executors import make_executor
@@ -93,13 +126,16 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.device or "cpu",
     )
+    if args.sample is not None and args.archs:
+        raise ValueError("give --sample or --archs, not both")
     if args.sample is not None and args.sample > len(space):
         raise ValueError(f"--sample {args.sample} is more than the space's {len(space)}")
-    archs = (
-        range(len(space))
-        if args.sample is None
-        else np.random.default_rng(args.sample_seed).choice(len(space), args.sample, False)
-    )
+    if args.archs:
+        archs = listed_archs(space, args.archs)
+    elif args.sample is None:
+        archs = range(len(space))
+    else:
+        archs = np.random.default_rng(args.sample_seed).choice(len(space), args.sample, False)
     executor = make_executor(args.workers, args.ray)
     with ScoreStore(args.store, timeout=args.lock_timeout) as store:
         summary = run_scoring(
