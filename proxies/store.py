@@ -476,13 +476,26 @@ def read_export(path: str | os.PathLike[str]) -> list[tuple]:
     is refused with one line naming what is missing.
     """
     path = Path(path)
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # pyarrow's and pandas' parse errors are ValueErrors
+        raise ValueError(f"{str(path)!r} is not a readable score export ({exc})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(
             f"{str(path)!r} is not a score export: it lacks the columns {missing} "
             f"(an export holds {list(COLUMNS)})"
         )
+    for name in ("value", "seconds", "created"):
+        numbers = pd.to_numeric(frame[name], errors="coerce")
+        bad = numbers.isna() & frame[name].notna()
+        if bad.any():
+            at = bad.idxmax()
+            raise ValueError(
+                f"{str(path)!r}: {name} {frame.at[at, name]!r} of architecture "
+                f"{frame.at[at, 'arch']}; expected a number"
+            )
+        frame[name] = numbers
     frame = frame[list(COLUMNS)].astype(object).where(frame[list(COLUMNS)].notna(), None)
     records = []
     for record in frame.itertuples(index=False, name=None):
@@ -490,7 +503,10 @@ def read_export(path: str | os.PathLike[str]) -> list[tuple]:
         row["arch_str"] = "" if row["arch_str"] is None else str(row["arch_str"])
         created = row.pop("created")
         ScoreRow(**row).check()
-        if row["value"] is not None and not math.isfinite(float(row["value"])):
-            raise ValueError(f"{str(path)!r}: a stored value is {row['value']}; expected finite")
+        if created is None or (row["value"] is not None and not math.isfinite(row["value"])):
+            raise ValueError(
+                f"{str(path)!r}: architecture {row['arch']} ({row['statistic']}) has value "
+                f"{row['value']} and time {created}; expected a finite value or none, and a time"
+            )
         records.append((*row.values(), created))
     return records

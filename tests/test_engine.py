@@ -134,11 +134,20 @@ def test_a_broken_export_is_refused_before_any_row_is_written(tmp_path):
         frame = pd.read_csv(tmp_path / "rows.csv")
         frame.drop(columns=["version"]).to_csv(tmp_path / "no_version.csv", index=False)
         frame.assign(arch=[1, -2]).to_csv(tmp_path / "bad_arch.csv", index=False)
+        frame.assign(value=["1.5", "abc"]).to_csv(tmp_path / "bad_value.csv", index=False)
+        frame.assign(value=[1.5, float("inf")]).to_csv(tmp_path / "inf.csv", index=False)
+        (tmp_path / "junk.parquet").write_text("not parquet")
     with ScoreStore(tmp_path / "b.db") as b:
         with pytest.raises(ValueError, match=r"lacks the columns \['version'\]"):
             b.merge(tmp_path / "no_version.csv")
         with pytest.raises(ValueError, match="arch must be an integer >= 0, got -2"):
             b.merge(tmp_path / "bad_arch.csv")
+        with pytest.raises(ValueError, match="value 'abc' of architecture 2; expected a number"):
+            b.merge(tmp_path / "bad_value.csv")
+        with pytest.raises(ValueError, match="architecture 2 \\(params\\) has value inf"):
+            b.merge(tmp_path / "inf.csv")
+        with pytest.raises(ValueError, match="junk.parquet' is not a readable score export"):
+            b.merge(tmp_path / "junk.parquet")
         assert len(b) == 0
 
 
