@@ -248,6 +248,11 @@ class ScoreStore:
                 record["error"] = record["error"] or f"non-finite value {value}"
                 record["value"] = None
             records.append(tuple(record[c] for c in COLUMNS[:-1]) + (now,))
+        return self._insert(records)
+
+    def _insert(self, records: list[tuple]) -> int:
+        """Write store records (``COLUMNS`` order) in one transaction, releasing their claims;
+        returns how many."""
         if not records:
             return 0
         placeholders = ",".join("?" * len(COLUMNS))
@@ -282,7 +287,7 @@ class ScoreStore:
         if self.path.exists() and other.samefile(self.path):
             raise ValueError(f"cannot merge score store {str(other)!r} into itself")
         if other.suffix in EXPORT_SUFFIXES:
-            return self._merge_export(other)
+            return self._insert(read_export(other))
         ScoreStore(other, timeout=self.timeout).close()  # refuses a foreign or broken file
         columns = ",".join(COLUMNS)
         self._conn.execute("ATTACH DATABASE ? AS other", (str(other),))
@@ -300,22 +305,6 @@ class ScoreStore:
             return self._write(write)
         finally:
             self._conn.execute("DETACH DATABASE other")
-
-    def _merge_export(self, path: Path) -> int:
-        """Insert the rows of an :meth:`export` file, each key checked as :meth:`put` does."""
-        records = read_export(path)
-        placeholders = ",".join("?" * len(COLUMNS))
-
-        def write() -> int:
-            with self._conn:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.executemany(
-                    f"INSERT OR REPLACE INTO scores ({','.join(COLUMNS)}) VALUES ({placeholders})",
-                    records,
-                )
-            return len(records)
-
-        return self._write(write)
 
     def done(
         self,
