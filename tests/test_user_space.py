@@ -4,9 +4,11 @@ traced through the CLI with ``--space FILE.py:OBJECT``; every bad ``--space`` is
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +236,18 @@ def test_score_takes_the_architectures_a_file_lists(user_file: Path, capsys) -> 
     assert "lists no architecture" in capsys.readouterr().err
     assert main([*args, "--archs", str(folder / "archs.txt"), "--sample", "2"]) == 2
     assert "give --sample or --archs, not both" in capsys.readouterr().err
+    assert main([*args, "--archs", str(folder / "absent.txt")]) == 2
+    assert "absent.txt' does not exist" in capsys.readouterr().err
+
+
+def test_score_reads_the_architectures_from_a_pipe(user_file: Path, capsys) -> None:
+    """``--archs <(command)``: a pipe is not a regular file, and is read all the same."""
+    fifo = user_file.parent / "archs.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("w8/d2/tanh\n",))
+    writer.start()
+    args = ["score", "--space", f"{user_file}:SPACE", "--score", "params", "--no-progress",
+            "--store", str(user_file.parent / "s.db"), "--archs", str(fifo)]  # fmt: skip
+    assert main(args) == 0
+    writer.join()
+    assert "1 requested: 0 cached, 1 scored" in capsys.readouterr().out

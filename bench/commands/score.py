@@ -87,7 +87,7 @@ def listed_archs(space: Any, path: str) -> list[int]:
     file = Path(path)
     if file.is_dir():
         raise ValueError(f"--archs {path!r} is a folder; expected a text file")
-    if not file.is_file():
+    if not file.exists():  # a pipe, such as --archs <(python make_list.py), is read too
         raise FileNotFoundError(f"--archs file {path!r} does not exist")
     try:
         lines = file.read_text().splitlines()
