@@ -21,13 +21,26 @@ AGGREGATES = ("mean_rank", "log_rank", "vote")
 """How per-member ranks combine into one score (:func:`combine_ranks`)."""
 _VOTE_CHUNK = 512
 """Candidates compared against all others at once by the vote (bounds its memory)."""
-RECOMMENDED = ("log_rank", ("synflow", "jacob_cov", "meco"))
+RECOMMENDED = (
+    "log_rank",
+    (
+        "synflow",
+        "jacob_cov",
+        "meco",
+        "meco_opt",
+        "zen",
+        "az_expressivity",
+        "az_progressivity",
+        "az_trainability",
+    ),
+)
 """cbred's label-free ensemble: (aggregate, members).  Chosen by
 ``python -m cbred.bench.ensemble`` among every subset of the statistics of the shipped
 NB201 table under each aggregate, by Spearman ρ with CIFAR-10 test accuracy on a fixed
 random half of NB201 only (seed in :mod:`bench.ensemble`); the other half and the other two
-data sets were not looked at.  A test re-runs the choice and checks it gives this.  Until
-MeCo's whole-space column shipped (session 8) the same rule chose synflow, jacob_cov, flops."""
+data sets were not looked at.  A test re-runs the choice and checks it gives this.  The same
+rule chose synflow, jacob_cov, flops until MeCo's whole-space columns shipped (session 8), then
+synflow, jacob_cov, meco until Zen's and AZ-NAS's shipped (session 15)."""
 
 
 def _oriented(table: Mapping[str, Sequence[float]], names: Sequence[str]) -> np.ndarray:

@@ -251,7 +251,7 @@ SEED1 = str(resources.files("cbred.bench") / "data" / "nb201_scores_seed1.parque
          "folder 'nofolder'"),
         # an ensemble where one network's statistic is expected: what it is, what to do
         (["score", "--space", TINY, "--score", "recommended", "--store", "s.db"],
-         "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco)"),
+         "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco, "),
         (["search", "bestofn", "--space", TINY, "--score", "vote+naswot"], "score its members"),
         # a tournament larger than its population was cut to it silently
         (["search", "rea", "--space", TINY, "--population", "3", "--tournament", "4"],

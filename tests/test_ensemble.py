@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,8 +215,8 @@ def test_rea_with_one_objective_is_unchanged_by_the_ensemble_path() -> None:
 def test_ensemble_search_rows_count_every_member_evaluation() -> None:
     source = ex.load_scores([], list(RECOMMENDED[1]))
     run = ex.rea_runs(source, RECOMMENDED[1], 30, 2, aggregate=RECOMMENDED[0])
-    assert run.label == "log_rank(synflow+jacob_cov+meco) REA-30"
-    assert set(run.rows["statistic_evaluations"]) == {90}
+    assert run.label == f"log_rank({'+'.join(RECOMMENDED[1])}) REA-30"
+    assert set(run.rows["statistic_evaluations"]) == {240}
 
 
 def test_searches_over_proxy_seeds_read_tables_or_score_live_per_seed(tmp_path) -> None:
@@ -277,12 +279,36 @@ def test_the_benchmark_rejects_bad_proxy_seeds(bad, capsys) -> None:
     assert "--proxy-seeds: expected" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bad", ["", "rea,rea", "bestofn,area"])
+def test_the_benchmark_rejects_bad_methods(bad, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        bench_ensemble.main(["--smoke", "--methods", bad])
+    assert stop.value.code == 2
+    assert f"--methods: expected distinct names of ('bestofn', 'rea'), got {bad!r}" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_ensemble_searches_are_the_methods_asked_for_first() -> None:
+    """--methods bestofn leaves out the ensemble's REA (whose visits cannot be scored ahead),
+    never the baselines beside it."""
+    ensemble = f"log_rank({'+'.join(RECOMMENDED[1])})"
+    labels = [r.label for r in bench_ensemble.searches(40, 2, methods=("bestofn",))]
+    assert labels[0] == f"{ensemble} best-of-40"
+    assert not any(x.startswith(ensemble) for x in labels[1:])
+    assert "naswot best-of-40" in labels and "synflow REA-40" in labels
+    both = [r.label for r in bench_ensemble.searches(40, 2, methods=("rea", "bestofn"))]
+    assert both[:2] == [f"{ensemble} REA-40", f"{ensemble} best-of-40"]
+
+
 def test_the_benchmark_smoke_run_prints_the_choice_and_the_gaps(capsys) -> None:
     assert bench_ensemble.main(["--smoke"]) == 0
     out = capsys.readouterr().out
-    assert "chosen: log_rank(synflow, jacob_cov, meco) = RECOMMENDED" in out
-    assert "whole-space ρ on cifar10: 0.935 (target ≥ 0.92: met)" in out
-    assert "NOT met, short by 0.027" in out  # ImageNet16-120: reported plainly
+    assert f"chosen: log_rank({', '.join(RECOMMENDED[1])}) = RECOMMENDED" in out
+    assert len(RECOMMENDED[1]) == 8 and "az_trainability" in RECOMMENDED[1]
+    assert "whole-space ρ on cifar10: 0.953 (target ≥ 0.92: met)" in out
+    assert "whole-space ρ on imagenet16_120: 0.926 (target ≥ 0.92: met)" in out
+    assert "vs target 94.0 / 72.5 / 46.0: -" in out  # a search's gap is reported plainly
 
 
 def test_proxies_list_names_the_ensembles(capsys) -> None:
@@ -291,9 +317,9 @@ def test_proxies_list_names_the_ensembles(capsys) -> None:
     assert main(["proxies", "list", "--brief"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("recommended"))
-    assert "synflow, jacob_cov, meco" in line and "log_rank" in line
+    assert ", ".join(RECOMMENDED[1]) in line and "log_rank" in line
     az = next(x for x in out.splitlines() if x.startswith("az_nas"))
-    assert "flops  log_rank" in az  # the members column never runs into the aggregate
+    assert re.search(r"flops {2,}log_rank", az)  # the members column never runs into the aggregate
 
 
 def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
@@ -303,11 +329,11 @@ def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
 
     out = tmp_path / "rea.json"
     args = ["search", "rea", "--space", "nb201", "--score", "recommended"]
-    assert main([*args, "--evaluations", "60", "--out", str(out)]) == 0
+    assert main([*args, "--evaluations", "160", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["members"] == list(RECOMMENDED[1]) and report["aggregate"] == "log_rank"
-    assert report["evaluations"] == 60 and len(report["history"]["index"]) == 20
-    assert "20 architectures × 3 statistics" in capsys.readouterr().out
+    assert report["evaluations"] == 160 and len(report["history"]["index"]) == 20
+    assert "20 architectures × 8 statistics" in capsys.readouterr().out
     assert main(["search", "bestofn", "--space", "nb201", "--score", "naswot+synflow",
                  "--aggregate", "log_rank", "--evaluations", "10"]) == 0  # fmt: skip
     assert "5 architectures × 2 statistics" in capsys.readouterr().out
@@ -321,7 +347,7 @@ def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
         (["search", "area", "--space", "nb201", "--score", "recommended"], "one statistic"),
         (
             ["score", "--space", "nb201", "--score", "recommended", "--sample", "2"],
-            "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco)",
+            "'recommended' is an ensemble (log_rank of synflow, jacob_cov, meco, ",
         ),
         (
             ["reduce", "--space", "nb201", "--score", "az_nas", "--out", str(tmp_path / "r.json")],
@@ -341,7 +367,7 @@ def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:
             ],
             "unknown aggregate 'median'",
         ),
-        ([*args, "--evaluations", "2"], "fewer than the 3 statistics"),
+        ([*args, "--evaluations", "2"], "fewer than the 8 statistics"),
         (["search", "rea", "--space", "nb201", "--score", "naswot+naswot"], "distinct"),
     ):
         assert main(bad) == 2
@@ -360,12 +386,12 @@ def test_cli_bench_searches_take_named_ensembles_and_rea_ensembles(capsys) -> No
     out = capsys.readouterr().out
     assert "| vote(synflow+jacob_cov+snip) best-of-30 |" in out
     assert "| log_rank(synflow+meco) best-of-30 |" in out
-    assert main(["bench", "rea", "--score", "recommended", "--evaluations", "60", *args]) == 0
-    assert "| log_rank(synflow+jacob_cov+meco) REA-60 |" in capsys.readouterr().out
+    assert main(["bench", "rea", "--score", "recommended", "--evaluations", "80", *args]) == 0
+    assert f"| log_rank({'+'.join(RECOMMENDED[1])}) REA-80 |" in capsys.readouterr().out
     # correlation: the ensemble's own row beside its members', and no searches' header
     assert main(["bench", "correlation", "--score", "recommended,vote,synflow+meco"]) == 0
     out = capsys.readouterr().out
-    assert "| recommended | 15625 | 0.935 (—) |" in out
+    assert "| recommended | 15625 | 0.953 (—) |" in out
     assert "| vote | 15625 | 0.864 (0.82) |" in out  # a named ensemble keeps its published ρ
     assert "| synflow+meco | 15625 |" in out and "| meco | 15625 |" in out
     assert "# seeds" not in out

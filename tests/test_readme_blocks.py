@@ -237,7 +237,7 @@ PLANS: dict[str, Plan] = {
     ),
     "space = as_subspace(": Run(),
     "cbred search bestofn": Run(
-        subs=(("--evaluations 3000 --seed 1", "--evaluations 6 --seed 1"),),
+        subs=(("--evaluations 8000 --seed 1", "--evaluations 16 --seed 1"),),
         why="live statistics under proxy seed 1 take ~2 s per NB201 network here; 2 take the "
         "path of 1000, store included",
         check=lambda cwd: _check_live_store(cwd / "live.db"),
