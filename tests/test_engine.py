@@ -127,6 +127,22 @@ def test_an_export_merges_back_into_a_fresh_store_row_for_row(tmp_path, suffix):
     assert pd.isna(merged.loc[(3, "params"), "value"])  # -inf is stored as NULL with its reason
 
 
+def test_cli_merge_only_exports_the_merged_store(tmp_path, capsys):
+    """cbred score --merge B --export F (no --score) writes the whole merged store to F; it
+    used to merge and stop, writing no file and saying nothing."""
+    from cbred.bench.cli import main
+
+    with ScoreStore(tmp_path / "b.db") as b:
+        b.put([_row(1, value=1.5), _row(2, value=2.5)])
+    out = tmp_path / "all.parquet"
+    argv = ["score", "--store", str(tmp_path / "a.db"), "--merge", str(tmp_path / "b.db")]
+    assert main([*argv, "--export", str(out)]) == 0
+    assert f"exported to {out}" in capsys.readouterr().out
+    with ScoreStore(tmp_path / "b.db") as b:
+        expected = b.frame()
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
+
+
 def test_a_broken_export_is_refused_before_any_row_is_written(tmp_path):
     with ScoreStore(tmp_path / "a.db") as a:
         a.put([_row(1), _row(2)])

@@ -116,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
     with ScoreStore(args.store, timeout=args.lock_timeout) as store:
         for other in args.merge:
             print(f"merged {store.merge(other)} rows of {other} into {args.store}")
-    if not args.score:
-        return 0
+        if not args.score:  # only a merge: the export is the whole store's
+            if args.export:
+                print(f"exported to {store.export(args.export)}")
+            return 0
     space = open_space(args)
     job = ScoreJob(
         tuple(p.strip() for p in args.score.split(",") if p.strip()),
