@@ -30,6 +30,7 @@ import argparse
 import itertools
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -113,16 +114,20 @@ def ensemble_score(table: pd.DataFrame, aggregate: str, members: tuple[str, ...]
 
 
 def choose(
-    table: pd.DataFrame, accuracy: np.ndarray
+    table: pd.DataFrame,
+    accuracy: np.ndarray,
+    criterion: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[tuple[str, tuple[str, ...]], pd.DataFrame]:
-    """The chosen (aggregate, members) and every candidate's ρ on the selection half.
+    """The chosen (aggregate, members) and every candidate's criterion on the selection half.
 
-    Only the selection half's accuracies are read.  Each member is ranked once; candidates
-    are scored :data:`CHOICE_BLOCK` at a time, each score the sum of its members' one-member
-    :func:`combine_ranks` terms (both aggregates are sums; a mean ranks as its sum), ranked and
-    correlated as one array, blocks on as many threads as cores.
-    Candidates within :data:`TIE` of the best ρ tie (identical rankings, such as flops and
-    params on NB201, must not be split by rounding).
+    ``criterion(scores, accuracy)`` maps candidates' scores (candidates × n, higher is
+    better) and the half's accuracies (n,) to one value per candidate, higher is better;
+    by default Spearman's ρ (:func:`spearman_rows`).  Only the selection half's accuracies
+    are read.  Each member is ranked once; candidates are scored :data:`CHOICE_BLOCK` at a
+    time, each score the sum of its members' one-member :func:`combine_ranks` terms (both
+    aggregates are sums; a mean ranks as its sum), blocks on as many threads as cores.
+    Candidates within :data:`TIE` of the best value tie (identical rankings, such as flops
+    and params on NB201, must not be split by rounding).
     """
     selection, _ = split(len(table))
     member_ranks = np.stack(
@@ -132,24 +137,31 @@ def choose(
         a: np.stack([combine_ranks(row[None], a) for row in member_ranks])
         for a in SELECTION_AGGREGATES
     }
-    truth = rankdata(accuracy[selection])
+    truth = accuracy[selection]
+    if criterion is None:
+        truth_ranks = rankdata(truth)
+
+        def criterion(scores: np.ndarray, _: np.ndarray) -> np.ndarray:
+            return spearman_rows(scores, truth_ranks)
+
     position = {m: i for i, m in enumerate(CANDIDATES)}
     every = candidates()
 
-    def block_rho(start: int) -> np.ndarray:
+    def block_values(start: int) -> np.ndarray:
         block = every[start : start + CHOICE_BLOCK]
         scores = np.stack(
             [terms[a][[position[m] for m in members]].sum(axis=0) for a, members in block]
         )
-        return spearman_rows(scores, truth)
+        return criterion(scores, truth)
 
     # numpy's sorts release the GIL: blocks on threads use every core, same values
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        rho = np.concatenate(list(pool.map(block_rho, range(0, len(every), CHOICE_BLOCK))))
+        values = list(pool.map(block_values, range(0, len(every), CHOICE_BLOCK)))
+    value = np.concatenate(values)
     frame = pd.DataFrame(
-        {"aggregate": [a for a, _ in every], "members": [m for _, m in every], "rho": rho}
+        {"aggregate": [a for a, _ in every], "members": [m for _, m in every], "value": value}
     )
-    tied = frame[frame["rho"] >= rho.max() - TIE].assign(size=lambda f: f["members"].map(len))
+    tied = frame[frame["value"] >= value.max() - TIE].assign(size=lambda f: f["members"].map(len))
     winner = tied.sort_values("size", kind="stable").iloc[0]
     return (winner["aggregate"], winner["members"]), frame
 
@@ -265,11 +277,9 @@ def per_proxy_seed(run: ex.Runs, proxy: ex.ProxySeeds) -> str:
     return f"{run.label} per proxy seed: " + "; ".join(cells)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="search seeds")
-    parser.add_argument("--evaluations", type=int, default=1000, help="per member statistic")
-    parser.add_argument("--smoke", action="store_true", help="2 seeds, 50 evaluations")
+def add_proxy_options(parser: argparse.ArgumentParser) -> None:
+    """``--proxy-seeds``, ``--scores`` and ``--store``: the proxy (batch/init) seeds a
+    benchmark's searches draw, and where their values come from (:func:`proxy_option`)."""
     parser.add_argument(
         "--proxy-seeds",
         default="0",
@@ -288,6 +298,26 @@ def main(argv: list[str] | None = None) -> int:
         help="score store for the values no source covers, computed live as the searches "
         "visit them (resumable; a rerun computes nothing twice)",
     )
+
+
+def proxy_option(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ex.ProxySeeds | None:
+    """The :class:`bench.experiments.ProxySeeds` of :func:`add_proxy_options`' arguments, or
+    None for proxy seed 0 alone (the shipped table); a bad value exits with one line."""
+    try:
+        seeds = tuple(int(v) for v in args.proxy_seeds.split(","))
+    except ValueError:
+        parser.error(f"--proxy-seeds: expected integers joined by ',', got {args.proxy_seeds!r}")
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        parser.error(f"--proxy-seeds: expected distinct seeds >= 0, got {args.proxy_seeds!r}")
+    return None if seeds == (0,) else ex.ProxySeeds(seeds, tuple(args.scores), args.store)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="search seeds")
+    parser.add_argument("--evaluations", type=int, default=1000, help="per member statistic")
+    parser.add_argument("--smoke", action="store_true", help="2 seeds, 50 evaluations")
+    add_proxy_options(parser)
     parser.add_argument(
         "--methods",
         default=",".join(METHODS),
@@ -303,15 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--seeds and --evaluations must be >= 1, got {args.seeds}, {args.evaluations}"
         )
-    try:
-        proxy_seeds = tuple(int(v) for v in args.proxy_seeds.split(","))
-    except ValueError:
-        parser.error(f"--proxy-seeds: expected integers joined by ',', got {args.proxy_seeds!r}")
-    if min(proxy_seeds) < 0 or len(set(proxy_seeds)) != len(proxy_seeds):
-        parser.error(f"--proxy-seeds: expected distinct seeds >= 0, got {args.proxy_seeds!r}")
-    proxy = None
-    if proxy_seeds != (0,):
-        proxy = ex.ProxySeeds(proxy_seeds, tuple(args.scores), args.store)
+    proxy = proxy_option(parser, args)
     seeds, evaluations = (2, 50) if args.smoke else (args.seeds, args.evaluations)
     start = time.perf_counter()
     table = shipped_scores()
@@ -319,11 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     idx = table.index.to_numpy(dtype=np.int64)
     accs = {d: truth.accuracies(d)[idx] for d in DATASETS}
     chosen, frame = choose(table, accs["cifar10"])
-    top = frame.sort_values("rho", ascending=False, kind="stable").head(5)
+    top = frame.sort_values("value", ascending=False, kind="stable").head(5)
     print(f"choice on the selection half (seed {SPLIT_SEED}, {len(table) // 2} architectures), "
           f"CIFAR-10 ρ, {len(frame)} candidates; the best five:")  # fmt: skip
     for _, r in top.iterrows():
-        print(f"  {r['rho']:.4f}  {r['aggregate']}({', '.join(r['members'])})")
+        print(f"  {r['value']:.4f}  {r['aggregate']}({', '.join(r['members'])})")
     agreed = "= RECOMMENDED" if chosen == RECOMMENDED else f"≠ RECOMMENDED {RECOMMENDED}"
     print(f"chosen: {chosen[0]}({', '.join(chosen[1])}) {agreed}")
     result = report(table, accs, chosen)
@@ -338,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = searches(evaluations, seeds, proxy, methods)
     spread = "one proxy seed (the shipped table's)"
     if proxy is not None:
-        spread = (f"rows marked (proxy seeds ...) read proxy seed s mod {len(proxy_seeds)} "
+        spread = (f"rows marked (proxy seeds ...) read proxy seed s mod {len(proxy.seeds)} "
                   "for search seed s, the others the shipped table (seed 0)")  # fmt: skip
     print(f"searches: {evaluations} evaluations per member statistic, {seeds} search seeds; "
           f"{spread}")  # fmt: skip

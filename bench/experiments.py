@@ -499,10 +499,16 @@ def trained_runs(
     return Runs(label, len(space), frame, curves)
 
 
-def oracle_runs(n: int, seeds: int, source_coverage: np.ndarray | None = None) -> Runs:
+def oracle_runs(
+    n: int,
+    seeds: int,
+    source_coverage: np.ndarray | None = None,
+    subspace: Subspace | None = None,
+) -> Runs:
     """The best *accuracy* among N random architectures ("optimal N"), and N=1 (random):
-    evaluation-only references for best-of-N with the same sampling."""
-    space = search_space(source_coverage)
+    evaluation-only references for best-of-N with the same sampling (in ``subspace``, if
+    given)."""
+    space = search_space(source_coverage, subspace)
     rows, accuracies = [], _accuracies()
     for seed in range(seeds):
         sample = space.sample(min(n, len(space)), np.random.default_rng(seed))
@@ -521,6 +527,7 @@ def oracle_runs(n: int, seeds: int, source_coverage: np.ndarray | None = None) -
                 }
             )
     label = "random" if n == 1 else f"optimal N={n}"
+    label += " in subspace" if subspace else ""
     return Runs(label, len(space), pd.DataFrame(rows).assign(label=label))
 
 

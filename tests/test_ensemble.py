@@ -106,12 +106,12 @@ def test_the_choice_on_half_the_space_is_the_shipped_recommended() -> None:
     assert len(frame) == 2 * (2 ** len(bench_ensemble.CANDIDATES) - 1) - len(
         bench_ensemble.CANDIDATES
     )
-    assert np.isfinite(frame["rho"]).all()
+    assert np.isfinite(frame["value"]).all()
     # each candidate's ρ is Spearman's ρ of its ensemble on the selection half
     for row in frame.sample(5, random_state=0).itertuples():
         score = bench_ensemble.ensemble_score(table, row.aggregate, row.members)
         expected = spearmanr(score[selection], accuracy[selection])[0]
-        assert row.rho == pytest.approx(expected, abs=1e-12)
+        assert row.value == pytest.approx(expected, abs=1e-12)
 
 
 def test_spearman_rows_is_spearmans_rho_of_each_row_ties_included() -> None:
