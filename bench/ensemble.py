@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -277,9 +278,32 @@ def per_proxy_seed(run: ex.Runs, proxy: ex.ProxySeeds) -> str:
     return f"{run.label} per proxy seed: " + "; ".join(cells)
 
 
-def add_proxy_options(parser: argparse.ArgumentParser) -> None:
-    """``--proxy-seeds``, ``--scores`` and ``--store``: the proxy (batch/init) seeds a
-    benchmark's searches draw, and where their values come from (:func:`proxy_option`)."""
+@dataclass(frozen=True)
+class SearchOptions:
+    """What a benchmark's searches run: seeds, evaluations per member statistic, the
+    ensemble's methods, and the proxy seeds (None: the shipped table alone)."""
+
+    seeds: int
+    evaluations: int
+    methods: tuple[str, ...]
+    proxy: ex.ProxySeeds | None
+
+
+def search_parser(description: str, evaluations_help: str) -> argparse.ArgumentParser:
+    """The options of the ensemble benchmarks' searches (:func:`search_options` reads them):
+    ``--seeds``, ``--evaluations``, ``--smoke``, ``--methods``, and the proxy (batch/init)
+    seeds with their sources, ``--proxy-seeds``, ``--scores`` and ``--store``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, default=10, help="search seeds")
+    parser.add_argument("--evaluations", type=int, default=1000, help=evaluations_help)
+    parser.add_argument("--smoke", action="store_true", help="2 seeds, 50 evaluations")
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated searches of the ensemble: bestofn, rea (default both; "
+        "best-of-N's visits do not depend on the fitness, so they can be scored ahead under "
+        "new proxy seeds, REA's cannot)",
+    )
     parser.add_argument(
         "--proxy-seeds",
         default="0",
@@ -298,33 +322,11 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         help="score store for the values no source covers, computed live as the searches "
         "visit them (resumable; a rerun computes nothing twice)",
     )
+    return parser
 
 
-def proxy_option(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ex.ProxySeeds | None:
-    """The :class:`bench.experiments.ProxySeeds` of :func:`add_proxy_options`' arguments, or
-    None for proxy seed 0 alone (the shipped table); a bad value exits with one line."""
-    try:
-        seeds = tuple(int(v) for v in args.proxy_seeds.split(","))
-    except ValueError:
-        parser.error(f"--proxy-seeds: expected integers joined by ',', got {args.proxy_seeds!r}")
-    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        parser.error(f"--proxy-seeds: expected distinct seeds >= 0, got {args.proxy_seeds!r}")
-    return None if seeds == (0,) else ex.ProxySeeds(seeds, tuple(args.scores), args.store)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="search seeds")
-    parser.add_argument("--evaluations", type=int, default=1000, help="per member statistic")
-    parser.add_argument("--smoke", action="store_true", help="2 seeds, 50 evaluations")
-    add_proxy_options(parser)
-    parser.add_argument(
-        "--methods",
-        default=",".join(METHODS),
-        help="comma-separated searches of the ensemble: bestofn, rea (default both; "
-        "best-of-N's visits do not depend on the fitness, so they can be scored ahead under "
-        "new proxy seeds, REA's cannot)",
-    )
+def search_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> SearchOptions:
+    """Parse :func:`search_parser`'s arguments; a bad value exits with one line."""
     args = parser.parse_args(argv)
     methods = tuple(args.methods.split(","))
     if not methods or not set(methods) <= set(METHODS) or len(set(methods)) != len(methods):
@@ -333,8 +335,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--seeds and --evaluations must be >= 1, got {args.seeds}, {args.evaluations}"
         )
-    proxy = proxy_option(parser, args)
+    try:
+        proxy_seeds = tuple(int(v) for v in args.proxy_seeds.split(","))
+    except ValueError:
+        parser.error(f"--proxy-seeds: expected integers joined by ',', got {args.proxy_seeds!r}")
+    if min(proxy_seeds) < 0 or len(set(proxy_seeds)) != len(proxy_seeds):
+        parser.error(f"--proxy-seeds: expected distinct seeds >= 0, got {args.proxy_seeds!r}")
+    proxy = None
+    if proxy_seeds != (0,):
+        proxy = ex.ProxySeeds(proxy_seeds, tuple(args.scores), args.store)
     seeds, evaluations = (2, 50) if args.smoke else (args.seeds, args.evaluations)
+    return SearchOptions(seeds, evaluations, methods, proxy)
+
+
+def main(argv: list[str] | None = None) -> int:
+    o = search_options(search_parser(__doc__.splitlines()[0], "per member statistic"), argv)
+    seeds, evaluations, methods, proxy = o.seeds, o.evaluations, o.methods, o.proxy
     start = time.perf_counter()
     table = shipped_scores()
     truth = load_ground_truth()

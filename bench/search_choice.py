@@ -34,7 +34,6 @@ which is why every row, the random and optimal references included, is on the sa
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -102,20 +101,21 @@ def searches(
     seeds: int,
     held: Subspace,
     proxy: ex.ProxySeeds | None = None,
+    methods: tuple[str, ...] = en.METHODS,
 ) -> list[ex.Runs]:
-    """The rows on the held-out half: the chosen ensemble's best-of-N and REA-N, then
-    ``recommended``'s (unless it is the chosen one), then the equal-budget baselines."""
+    """The rows on the held-out half: the chosen ensemble's searches (``methods`` of
+    best-of-N and REA-N), then ``recommended``'s (unless it is the chosen one), then the
+    equal-budget baselines."""
     aggregate, members = chosen
     fitnesses = [chosen] + ([RECOMMENDED] if chosen != RECOMMENDED else [])
     names = {m for _, ms in fitnesses for m in ms} | {"naswot", "params", "synflow"}
     source = ex.load_scores([], sorted(names))
-    runs = []
-    for agg, ms in fitnesses:
-        kwargs = {"subspace": held, "aggregate": agg, "proxy": proxy}
-        runs += [
-            ex.bestofn_runs(source, ms, evaluations, seeds, **kwargs),
-            ex.rea_runs(source, ms, evaluations, seeds, **kwargs),
-        ]
+    runners = {"bestofn": ex.bestofn_runs, "rea": ex.rea_runs}
+    runs = [
+        runners[m](source, ms, evaluations, seeds, subspace=held, aggregate=agg, proxy=proxy)
+        for agg, ms in fitnesses
+        for m in methods
+    ]
     coverage = source.coverage(list(members))
     return runs + [
         ex.bestofn_runs(source, ("naswot",), evaluations, seeds, subspace=held, proxy=proxy),
@@ -141,20 +141,11 @@ def held_out_quality(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="search seeds")
-    parser.add_argument(
-        "--evaluations", type=int, default=1000, help="N: per member statistic, and the choice's"
+    options = en.search_options(
+        en.search_parser(__doc__.splitlines()[0], "N: per member statistic, and the choice's"),
+        argv,
     )
-    parser.add_argument("--smoke", action="store_true", help="2 seeds, 50 evaluations")
-    en.add_proxy_options(parser)
-    args = parser.parse_args(argv)
-    if args.seeds < 1 or args.evaluations < 1:
-        parser.error(
-            f"--seeds and --evaluations must be >= 1, got {args.seeds}, {args.evaluations}"
-        )
-    proxy = en.proxy_option(parser, args)
-    seeds, evaluations = (2, 50) if args.smoke else (args.seeds, args.evaluations)
+    seeds, evaluations, proxy = options.seeds, options.evaluations, options.proxy
     start = time.perf_counter()
     table = shipped_scores()
     truth = load_ground_truth()
@@ -176,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         print(held_out_quality(table, accs, fitness))
     print()
     held = held_out_subspace(len(table))
-    runs = searches(chosen, evaluations, seeds, held, proxy)
+    runs = searches(chosen, evaluations, seeds, held, proxy, options.methods)
     print(f"searches on the held-out half ({len(held)} architectures): {evaluations} "
           f"evaluations per member statistic, {seeds} search seeds")  # fmt: skip
     print(ex.results_table(runs))
-    for run in runs[:2]:
+    for run in runs[: len(options.methods)]:
         summary = run.summary()
         gaps = [f"{summary[d][0] - en.TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
         print(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")

@@ -85,9 +85,10 @@ def test_the_held_out_subspace_is_the_other_half() -> None:
 
 def test_the_searches_run_on_the_held_out_half_only(capsys, monkeypatch) -> None:
     monkeypatch.setattr(bench_ensemble, "CANDIDATES", ("synflow", "naswot", "jacob_cov"))
-    assert sc.main(["--smoke"]) == 0
+    assert sc.main(["--smoke", "--methods", "bestofn"]) == 0
     out = capsys.readouterr().out
     assert "chosen: " in out
+    assert "REA" not in out.split("searches on the held-out half")[1].split("naswot")[0]
     held = set(sc.held_out_subspace(15625).indices.tolist())
     runs = sc.searches(("mean_rank", ("synflow",)), 30, 2, sc.held_out_subspace(15625))
     labels = [r.label for r in runs]
@@ -103,6 +104,7 @@ def test_the_searches_run_on_the_held_out_half_only(capsys, monkeypatch) -> None
     [
         (["--proxy-seeds", "0,x"], "--proxy-seeds: expected integers"),
         (["--seeds", "0"], "must be >= 1"),
+        (["--methods", "rea,grid"], "--methods: expected distinct names"),
     ],
 )
 def test_bad_arguments_get_one_line(argv, message, capsys) -> None:
