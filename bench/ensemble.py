@@ -348,6 +348,21 @@ def search_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> S
     return SearchOptions(seeds, evaluations, methods, proxy)
 
 
+def search_verdicts(
+    targeted: list[ex.Runs], runs: list[ex.Runs], proxy: ex.ProxySeeds | None
+) -> list[str]:
+    """Lines: each of ``targeted``'s gap to :data:`TARGET_SEARCH`, then, with ``proxy``, the
+    per-proxy-seed means of every run of ``runs`` that drew proxy seeds."""
+    lines = []
+    for run in targeted:
+        summary = run.summary()
+        gaps = [f"{summary[d][0] - TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
+        lines.append(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")
+    if proxy is not None:
+        lines += [per_proxy_seed(r, proxy) for r in runs if r.label.endswith(proxy.label())]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     o = search_options(search_parser(__doc__.splitlines()[0], "per member statistic"), argv)
     seeds, evaluations, methods, proxy = o.seeds, o.evaluations, o.methods, o.proxy
@@ -385,14 +400,7 @@ def main(argv: list[str] | None = None) -> int:
           f"for each, {evaluations} per member statistic)")  # fmt: skip
     for name, row in PUBLISHED_SEARCH.items():
         print(f"published {name}: " + " / ".join(f"{v:.2f}" for v in row))
-    for run in runs[: len(methods)]:
-        summary = run.summary()
-        gaps = [f"{summary[d][0] - TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
-        print(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")
-    if proxy is not None:
-        for run in runs:
-            if run.label.endswith(proxy.label()):
-                print(per_proxy_seed(run, proxy))
+    print("\n".join(search_verdicts(runs[: len(methods)], runs, proxy)))
     print(f"seconds {time.perf_counter() - start:.1f}")
     return 0
 

@@ -171,14 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"searches on the held-out half ({len(held)} architectures): {evaluations} "
           f"evaluations per member statistic, {seeds} search seeds")  # fmt: skip
     print(ex.results_table(runs))
-    for run in runs[: len(options.methods)]:
-        summary = run.summary()
-        gaps = [f"{summary[d][0] - en.TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
-        print(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")
-    if proxy is not None:
-        for run in runs:
-            if run.label.endswith(proxy.label()):
-                print(en.per_proxy_seed(run, proxy))
+    print("\n".join(en.search_verdicts(runs[: len(options.methods)], runs, proxy)))
     print(f"seconds {time.perf_counter() - start:.1f}")
     return 0
 
