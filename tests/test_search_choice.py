@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from cbred.bench import ensemble as bench_ensemble
+from cbred.bench import experiments as ex
+from cbred.bench import score_table
 from cbred.bench import search_choice as sc
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.score_table import shipped_scores
@@ -111,3 +114,16 @@ def test_bad_arguments_get_one_line(argv, message, capsys) -> None:
     with pytest.raises(SystemExit):
         sc.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_only_the_chosen_and_naswot_rows_draw_proxy_seeds() -> None:
+    """The chosen fitness and NASWOT read proxy seed s mod 2 (here synflow and naswot from
+    the shipped seed-1 table, nothing live); recommended, params and synflow REA stay on
+    the shipped table."""
+    seed1 = Path(score_table.__file__).parent / "data" / "nb201_scores_seed1.parquet"
+    proxy = ex.ProxySeeds((0, 1), (str(seed1),))
+    held = sc.held_out_subspace(15625)
+    runs = sc.searches(("mean_rank", ("synflow",)), 20, 2, held, proxy, ("bestofn",))
+    drawn = [r.label for r in runs if r.label.endswith(proxy.label())]
+    assert [label.split(" ")[0] for label in drawn] == ["synflow", "naswot"]
+    assert any(r.label.startswith("log_rank(synflow+jacob_cov+meco") for r in runs)
