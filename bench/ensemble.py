@@ -359,7 +359,7 @@ def search_verdicts(
         gaps = [f"{summary[d][0] - TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
         lines.append(f"{run.label} vs target 94.0 / 72.5 / 46.0: {' / '.join(gaps)}")
     if proxy is not None:
-        lines += [per_proxy_seed(r, proxy) for r in runs if r.label.endswith(proxy.label())]
+        lines += [per_proxy_seed(r, proxy) for r in runs if proxy.label() in r.label]
     return lines
 
 

@@ -12,6 +12,7 @@ from cbred.bench import ensemble as bench_ensemble
 from cbred.bench import experiments as ex
 from cbred.bench import score_table
 from cbred.bench import search_choice as sc
+from cbred.bench.dataset_names import DATASETS
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.score_table import shipped_scores
 
@@ -127,3 +128,25 @@ def test_only_the_chosen_and_naswot_rows_draw_proxy_seeds() -> None:
     drawn = [r.label for r in runs if r.label.endswith(proxy.label())]
     assert [label.split(" ")[0] for label in drawn] == ["synflow", "naswot"]
     assert any(r.label.startswith("log_rank(synflow+jacob_cov+meco") for r in runs)
+
+
+def test_verdicts_break_a_stalled_run_down_by_proxy_seed() -> None:
+    """A run that stalled has its label extended after the proxy seeds; its per-proxy-seed
+    means are still printed, and the gaps read each data set's mean."""
+    proxy = ex.ProxySeeds((0, 1))
+    label = f"fit REA-10{proxy.label()} (stopped after 8-10 of 10 evaluations: 9 candidates)"
+    rows = pd.DataFrame(
+        [
+            {"seed": s, "dataset": d, "accuracy": acc + s}
+            for s in range(4)
+            for d, acc in zip(DATASETS, (90.0, 70.0, 40.0))
+        ]
+    )
+    run = ex.Runs(label, 9, rows)
+    other = ex.Runs("params best-of-10", 9, rows)
+    lines = bench_ensemble.search_verdicts([run], [run, other], proxy)
+    assert lines[0].endswith("-2.50 / -1.00 / -4.50")  # means 91.5 / 71.5 / 41.5
+    assert lines[1] == (
+        f"{label} per proxy seed: seed 0: 91.00 / 71.00 / 41.00; seed 1: 92.00 / 72.00 / 42.00"
+    )
+    assert len(lines) == 2
