@@ -10,13 +10,14 @@ short of issue 16's 94.0 / 72.5 / 46.0.  This benchmark chooses a fitness by wha
 returns, under the same protocol; registered in session 16, before any figure of it was
 seen:
 
-1. **Choice**: the candidates of :func:`bench.ensemble.candidates` (the same 65,519
-   aggregates of the shipped table's label-free columns); the criterion is the expected
-   CIFAR-10 test accuracy of best-of-N (N = ``--evaluations``, default 1,000) on the
-   selection half of :func:`bench.ensemble.split`, over uniform N-subsets of that half,
-   each candidate ordering the half by its aggregate of the members' whole-space ranks, as
-   :func:`bench.ensemble.choose` scores it (tied architectures share the win evenly;
-   :func:`expected_best_rows`); ties in the criterion as in
+1. **Choice** (its winner must be :data:`proxies.ensemble.RECOMMENDED_SEARCH`, the named
+   ensemble ``recommended_search``): the candidates of :func:`bench.ensemble.candidates`
+   (the same 65,519 aggregates of the shipped table's label-free columns); the criterion
+   is the expected CIFAR-10 test accuracy of best-of-N (N = ``--evaluations``, default
+   1,000) on the selection half of :func:`bench.ensemble.split`, over uniform N-subsets of
+   that half, each candidate ordering the half by its aggregate of the members'
+   whole-space ranks, as :func:`bench.ensemble.choose` scores it (tied architectures share
+   the win evenly; :func:`expected_best_rows`); ties in the criterion as in
    :func:`bench.ensemble.choose` (fewer members, then the earlier candidate).  Only the
    selection half's accuracies are read.
 2. **Searches on the held-out half only**, whose accuracies the choice never read:
@@ -45,7 +46,7 @@ from cbred.bench.dataset_names import DATASETS
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import default_space
 from cbred.bench.score_table import shipped_scores
-from cbred.proxies.ensemble import RECOMMENDED
+from cbred.proxies.ensemble import RECOMMENDED, RECOMMENDED_SEARCH
 from cbred.reduce.subspace import Subspace
 from scipy.stats import spearmanr
 
@@ -166,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     recommended = en.ensemble_score(table, *RECOMMENDED)[selection]
     value = expected_best_rows(recommended[None], accs["cifar10"][selection], evaluations)[0]
     print(f"  {value:.3f}  recommended = {RECOMMENDED[0]}({', '.join(RECOMMENDED[1])})")
-    print(f"chosen: {chosen[0]}({', '.join(chosen[1])})")
+    agreed = (
+        "= RECOMMENDED_SEARCH"
+        if chosen == RECOMMENDED_SEARCH
+        else (f"≠ RECOMMENDED_SEARCH {RECOMMENDED_SEARCH}")
+    )
+    print(f"chosen: {chosen[0]}({', '.join(chosen[1])}) {agreed}")
     for fitness in dict.fromkeys([chosen, RECOMMENDED]):
         print(held_out_quality(table, accs, fitness))
     print()

@@ -320,6 +320,8 @@ def test_proxies_list_names_the_ensembles(capsys) -> None:
     assert ", ".join(RECOMMENDED[1]) in line and "log_rank" in line
     az = next(x for x in out.splitlines() if x.startswith("az_nas"))
     assert re.search(r"flops {2,}log_rank", az)  # the members column never runs into the aggregate
+    search = next(x for x in out.splitlines() if x.startswith("recommended_search"))
+    assert re.match(r"recommended_search {2,}synflow, swap, zen {2,}log_rank", search)
 
 
 def test_cli_searches_take_the_recommended_ensemble(tmp_path, capsys) -> None:

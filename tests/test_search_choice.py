@@ -15,6 +15,7 @@ from cbred.bench import search_choice as sc
 from cbred.bench.dataset_names import DATASETS
 from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.score_table import shipped_scores
+from cbred.proxies.ensemble import ENSEMBLES, RECOMMENDED_SEARCH
 
 
 def _enumerated_best(score: np.ndarray, accuracy: np.ndarray, picks: int) -> float:
@@ -150,3 +151,16 @@ def test_verdicts_break_a_stalled_run_down_by_proxy_seed() -> None:
         f"{label} per proxy seed: seed 0: 91.00 / 71.00 / 41.00; seed 1: 92.00 / 72.00 / 42.00"
     )
     assert len(lines) == 2
+
+
+def test_the_search_choice_on_half_the_space_is_the_shipped_recommended_search() -> None:
+    table = shipped_scores()
+    accuracy = load_ground_truth().accuracies("cifar10")[table.index.to_numpy()]
+    _, held = bench_ensemble.split(len(table))
+    blind = accuracy.copy()
+    blind[held] = np.nan  # the choice never reads the held-out half
+    chosen, frame = sc.choose_for_search(table, blind, 1000)
+    assert chosen == RECOMMENDED_SEARCH
+    assert ENSEMBLES["recommended_search"].members == RECOMMENDED_SEARCH[1]
+    assert len(frame) == len(bench_ensemble.candidates())
+    assert np.isfinite(frame["value"]).all()

@@ -38,12 +38,14 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"{'':<18}{spec.formula}")
     from cbred.proxies.ensemble import ENSEMBLES
 
-    # the members column is as wide as its longest entry, so it never runs into the next
+    # the name and members columns are as wide as their longest entries, so neither runs
+    # into the next
     listed = {name: ", ".join(e.members) for name, e in ENSEMBLES.items()}
+    named = max(len("ensemble"), *map(len, listed)) + 2
     width = max(len("members"), *map(len, listed.values())) + 2
-    print(f"\n{'ensemble':<18}{'members':<{width}}aggregate; source")
+    print(f"\n{'ensemble':<{named}}{'members':<{width}}aggregate; source")
     for name, e in ENSEMBLES.items():
-        print(f"{name:<18}{listed[name]:<{width}}{e.aggregate}; {e.source}")
+        print(f"{name:<{named}}{listed[name]:<{width}}{e.aggregate}; {e.source}")
     return 0
 
 
