@@ -351,9 +351,13 @@ def search_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> S
 def search_verdicts(
     targeted: list[ex.Runs], runs: list[ex.Runs], proxy: ex.ProxySeeds | None
 ) -> list[str]:
-    """Lines: each of ``targeted``'s gap to :data:`TARGET_SEARCH`, then, with ``proxy``, the
-    per-proxy-seed means of every run of ``runs`` that drew proxy seeds."""
-    lines = []
+    """Lines: the published search rows (:data:`PUBLISHED_SEARCH`, whole NB201), each of
+    ``targeted``'s gap to :data:`TARGET_SEARCH`, then, with ``proxy``, the per-proxy-seed
+    means of every run of ``runs`` that drew proxy seeds."""
+    lines = [
+        f"published {name}: " + " / ".join(f"{v:.2f}" for v in row)
+        for name, row in PUBLISHED_SEARCH.items()
+    ]
     for run in targeted:
         summary = run.summary()
         gaps = [f"{summary[d][0] - TARGET_SEARCH[d]:+.2f}" for d in DATASETS]
@@ -398,8 +402,6 @@ def main(argv: list[str] | None = None) -> int:
     print(ex.results_table(runs))
     print(f"(evals = architectures; an ensemble row computes {len(RECOMMENDED[1])} statistics "
           f"for each, {evaluations} per member statistic)")  # fmt: skip
-    for name, row in PUBLISHED_SEARCH.items():
-        print(f"published {name}: " + " / ".join(f"{v:.2f}" for v in row))
     print("\n".join(search_verdicts(runs[: len(methods)], runs, proxy)))
     print(f"seconds {time.perf_counter() - start:.1f}")
     return 0

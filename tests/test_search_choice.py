@@ -146,11 +146,15 @@ def test_verdicts_break_a_stalled_run_down_by_proxy_seed() -> None:
     run = ex.Runs(label, 9, rows)
     other = ex.Runs("params best-of-10", 9, rows)
     lines = bench_ensemble.search_verdicts([run], [run, other], proxy)
-    assert lines[0].endswith("-2.50 / -1.00 / -4.50")  # means 91.5 / 71.5 / 41.5
-    assert lines[1] == (
+    assert lines[:2] == [
+        "published TE-NAS: 93.90 / 71.24 / 42.38",
+        "published NASI: 93.55 / 71.20 / 44.84",
+    ]
+    assert lines[2].endswith("-2.50 / -1.00 / -4.50")  # means 91.5 / 71.5 / 41.5
+    assert lines[3] == (
         f"{label} per proxy seed: seed 0: 91.00 / 71.00 / 41.00; seed 1: 92.00 / 72.00 / 42.00"
     )
-    assert len(lines) == 2
+    assert len(lines) == 4
 
 
 def test_the_search_choice_on_half_the_space_is_the_shipped_recommended_search() -> None:
