@@ -111,7 +111,6 @@ def searches(
     the proxy seed with the search seed; ``recommended``'s stay on the shipped table (its
     spread over proxy seeds is :mod:`bench.ensemble`'s, and its eight members scored live
     for REA's visits would cost hours of CPU), as do params (seed-free) and synflow REA."""
-    aggregate, members = chosen
     fitnesses = [(chosen, proxy)] + ([(RECOMMENDED, None)] if chosen != RECOMMENDED else [])
     names = {m for (_, ms), _ in fitnesses for m in ms} | {"naswot", "params", "synflow"}
     source = ex.load_scores([], sorted(names))
@@ -121,7 +120,7 @@ def searches(
         for (agg, ms), draws in fitnesses
         for m in methods
     ]
-    coverage = source.coverage(list(members))
+    coverage = source.coverage(list(chosen[1]))
     return runs + [
         ex.bestofn_runs(source, ("naswot",), evaluations, seeds, subspace=held, proxy=proxy),
         ex.bestofn_runs(source, ("params",), evaluations, seeds, subspace=held),
