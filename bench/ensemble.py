@@ -73,8 +73,9 @@ SPLIT_SEED = 201
 CHOICE_BLOCK = 256
 """Candidates scored at once by :func:`choose`, one block per thread (bounds its memory:
 ~16 MB per array and thread)."""
-METHODS = ("bestofn", "rea")
-"""The searches run with the ensemble as fitness (``--methods``)."""
+RUNNERS = {"bestofn": ex.bestofn_runs, "rea": ex.rea_runs}
+"""The searches run with an ensemble as fitness, by their ``--methods`` name."""
+METHODS = tuple(RUNNERS)
 TIE = 1e-12
 """ρ closer than this to the best ties (then fewer members, then the earlier candidate)."""
 TOP = 0.01
@@ -107,6 +108,14 @@ def candidates() -> list[tuple[str, tuple[str, ...]]]:
                 if size > 1 or a == SELECTION_AGGREGATES[0]
             ]
     return out
+
+
+def table_and_accuracies() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The shipped score table and, per data set, the test accuracies of its rows."""
+    table = shipped_scores()
+    truth = load_ground_truth()
+    idx = table.index.to_numpy(dtype=np.int64)
+    return table, {d: truth.accuracies(d)[idx] for d in DATASETS}
 
 
 def ensemble_score(table: pd.DataFrame, aggregate: str, members: tuple[str, ...]) -> np.ndarray:
@@ -157,8 +166,7 @@ def choose(
 
     # numpy's sorts release the GIL: blocks on threads use every core, same values
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        values = list(pool.map(block_values, range(0, len(every), CHOICE_BLOCK)))
-    value = np.concatenate(values)
+        value = np.concatenate(list(pool.map(block_values, range(0, len(every), CHOICE_BLOCK))))
     frame = pd.DataFrame(
         {"aggregate": [a for a, _ in every], "members": [m for _, m in every], "value": value}
     )
@@ -253,10 +261,9 @@ def searches(
     source = ex.load_scores([], sorted({*RECOMMENDED[1], "naswot"}))
     aggregate, members = RECOMMENDED
     coverage = source.coverage(list(members))
-    runners = {"bestofn": ex.bestofn_runs, "rea": ex.rea_runs}
     return [
         *(
-            runners[m](source, members, evaluations, seeds, aggregate=aggregate, proxy=proxy)
+            RUNNERS[m](source, members, evaluations, seeds, aggregate=aggregate, proxy=proxy)
             for m in methods
         ),
         ex.bestofn_runs(source, ("naswot",), evaluations, seeds, proxy=proxy),
@@ -371,10 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     o = search_options(search_parser(__doc__.splitlines()[0], "per member statistic"), argv)
     seeds, evaluations, methods, proxy = o.seeds, o.evaluations, o.methods, o.proxy
     start = time.perf_counter()
-    table = shipped_scores()
-    truth = load_ground_truth()
-    idx = table.index.to_numpy(dtype=np.int64)
-    accs = {d: truth.accuracies(d)[idx] for d in DATASETS}
+    table, accs = table_and_accuracies()
     chosen, frame = choose(table, accs["cifar10"])
     top = frame.sort_values("value", ascending=False, kind="stable").head(5)
     print(f"choice on the selection half (seed {SPLIT_SEED}, {len(table) // 2} architectures), "

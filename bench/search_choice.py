@@ -43,9 +43,7 @@ import pandas as pd
 from cbred.bench import ensemble as en
 from cbred.bench import experiments as ex
 from cbred.bench.dataset_names import DATASETS
-from cbred.bench.ground_truth import load_ground_truth
 from cbred.bench.nb201 import default_space
-from cbred.bench.score_table import shipped_scores
 from cbred.proxies.ensemble import RECOMMENDED, RECOMMENDED_SEARCH
 from cbred.reduce.subspace import Subspace
 from scipy.stats import spearmanr
@@ -114,9 +112,8 @@ def searches(
     fitnesses = [(chosen, proxy)] + ([(RECOMMENDED, None)] if chosen != RECOMMENDED else [])
     names = {m for (_, ms), _ in fitnesses for m in ms} | {"naswot", "params", "synflow"}
     source = ex.load_scores([], sorted(names))
-    runners = {"bestofn": ex.bestofn_runs, "rea": ex.rea_runs}
     runs = [
-        runners[m](source, ms, evaluations, seeds, subspace=held, aggregate=agg, proxy=draws)
+        en.RUNNERS[m](source, ms, evaluations, seeds, subspace=held, aggregate=agg, proxy=draws)
         for (agg, ms), draws in fitnesses
         for m in methods
     ]
@@ -151,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     seeds, evaluations, proxy = options.seeds, options.evaluations, options.proxy
     start = time.perf_counter()
-    table = shipped_scores()
-    truth = load_ground_truth()
-    idx = table.index.to_numpy(dtype=np.int64)
-    accs = {d: truth.accuracies(d)[idx] for d in DATASETS}
+    table, accs = en.table_and_accuracies()
     chosen, frame = choose_for_search(table, accs["cifar10"], evaluations)
     top = frame.sort_values("value", ascending=False, kind="stable").head(5)
     print(f"choice on the selection half (seed {en.SPLIT_SEED}, {len(table) // 2} architectures), "
@@ -166,11 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     recommended = en.ensemble_score(table, *RECOMMENDED)[selection]
     value = expected_best_rows(recommended[None], accs["cifar10"][selection], evaluations)[0]
     print(f"  {value:.3f}  recommended = {RECOMMENDED[0]}({', '.join(RECOMMENDED[1])})")
-    agreed = (
-        "= RECOMMENDED_SEARCH"
-        if chosen == RECOMMENDED_SEARCH
-        else (f"≠ RECOMMENDED_SEARCH {RECOMMENDED_SEARCH}")
-    )
+    agreed = "= RECOMMENDED_SEARCH"
+    if chosen != RECOMMENDED_SEARCH:
+        agreed = f"≠ RECOMMENDED_SEARCH {RECOMMENDED_SEARCH}"
     print(f"chosen: {chosen[0]}({', '.join(chosen[1])}) {agreed}")
     for fitness in dict.fromkeys([chosen, RECOMMENDED]):
         print(held_out_quality(table, accs, fitness))
