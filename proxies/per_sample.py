@@ -58,11 +58,12 @@ def _supported(module: nn.Module, attr: str) -> bool:
 
 def _conv_weight(m: nn.modules.conv._ConvNd, x: torch.Tensor, g: torch.Tensor, flat: int):
     """(N,) derivatives of the outputs' ``g``-weighted sum w.r.t. weight entry ``flat``."""
-    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
-    padded = F.pad(x, m._reversed_padding_repeated_twice, mode=mode)
     o, i, *offsets = (int(k) for k in np.unravel_index(flat, tuple(m.weight.shape)))
     channel = (o // (m.out_channels // m.groups)) * m.weight.shape[1] + i
-    window: list[slice | int] = [slice(None), channel]
+    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+    # only the input channel the entry reads is padded (padding is per channel)
+    padded = F.pad(x[:, channel : channel + 1], m._reversed_padding_repeated_twice, mode=mode)
+    window: list[slice | int] = [slice(None), 0]
     for d, offset in enumerate(offsets):
         start = offset * m.dilation[d]
         window.append(slice(start, start + m.stride[d] * (g.shape[2 + d] - 1) + 1, m.stride[d]))
