@@ -1,6 +1,6 @@
 """Rank ensembles over a population: mean rank of chosen statistics, the majority vote,
-AZ-NAS's sum of log relative ranks, cbred's :func:`recommended` ensemble and its fitness
-for searches, :data:`RECOMMENDED_SEARCH`.
+AZ-NAS's and VKDNW's sums of log relative ranks, cbred's :func:`recommended` ensemble and
+its fitness for searches, :data:`RECOMMENDED_SEARCH`.
 
 All take a table ``{statistic name: values over the population}`` and use each
 statistic's registered direction; NaN counts as the worst value.
@@ -18,6 +18,9 @@ from scipy.stats import rankdata
 VOTE_MEMBERS = ("synflow", "jacob_cov", "snip")
 # AZ-NAS's four components; its complexity is the FLOPs of one forward (cbred's ``flops``).
 AZ_MEMBERS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
+# VKDNW_agg's five (Týbl & Neumann, CVPR 2025): their single ranking (ℵ, then the entropy)
+# with AZ-NAS's expressivity and trainability, FLOPs and Jacobian covariance.
+VKDNW_AGG_MEMBERS = ("vkdnw", "jacob_cov", "az_expressivity", "az_trainability", "flops")
 AGGREGATES = ("mean_rank", "log_rank", "vote")
 """How per-member ranks combine into one score (:func:`combine_ranks`)."""
 _VOTE_CHUNK = 512
@@ -148,9 +151,22 @@ def az_nas(table: Mapping[str, Sequence[float]], names: Sequence[str] = AZ_MEMBE
     return log_rank(table, names)
 
 
+def vkdnw_agg(
+    table: Mapping[str, Sequence[float]], names: Sequence[str] = VKDNW_AGG_MEMBERS
+) -> np.ndarray:
+    """VKDNW_agg (Týbl & Neumann, CVPR 2025): :func:`log_rank` of the ``vkdnw`` ranking,
+    Jacobian covariance, AZ-NAS's expressivity and trainability, and FLOPs, as the authors'
+    NB201 code sums them (``vkdnw_comb_rank`` in ``NB201/tss_utils.py`` at beb332b, deleted
+    later; their log ranks are not divided by n, a constant shift).  Two differences where
+    values tie: they rank the (ℵ, entropy) pairs densely (1, 2, … over distinct pairs),
+    cbred by average rank as every other member; and they set a NaN Jacobian covariance to
+    the column's minimum, cbred ranks it below every value."""
+    return log_rank(table, names)
+
+
 def recommended(table: Mapping[str, Sequence[float]]) -> np.ndarray:
     """cbred's label-free ensemble (:data:`RECOMMENDED`) over the population of ``table``:
-    log relative ranks of synflow, jacob_cov and MeCo summed (higher is better)."""
+    its members' log relative ranks summed (higher is better)."""
     aggregate, members = RECOMMENDED
     return rank_ensemble(table, members, aggregate)
 
@@ -174,6 +190,9 @@ ENSEMBLES: dict[str, Ensemble] = {
     ),
     "vote": Ensemble(VOTE_MEMBERS, "vote", "Abdelfattah et al., Zero-Cost Proxies, ICLR 2021"),
     "az_nas": Ensemble(AZ_MEMBERS, "log_rank", "Lee & Ham, AZ-NAS, CVPR 2024"),
+    "vkdnw_agg": Ensemble(
+        VKDNW_AGG_MEMBERS, "log_rank", "Týbl & Neumann, VKDNW (VKDNW_agg), CVPR 2025"
+    ),
 }
 """Named ensembles (``cbred proxies list``), usable wherever a search takes a fitness."""
 for _name, _ensemble in ENSEMBLES.items():  # named where a statistic is expected: say what it is

@@ -49,9 +49,9 @@ better).  Definitions, as in the authors' NB201 code (github.com/ondratybl/VKDNW
   (H ≤ ln 9 < ln 10, so ℵ decides first and H only breaks its ties).
 
 The authors' aggregate (VKDNW_agg) sums, over a population, the log ranks of this ranking
-and of other statistics (their notebooks combine it with Jacobian covariance, AZ-NAS's
-expressivity and trainability, and FLOPs); :func:`proxies.ensemble.log_rank` on such
-columns computes that kind of sum (not checked against their numbers).
+and of Jacobian covariance, AZ-NAS's expressivity and trainability, and FLOPs: the named
+ensemble ``vkdnw_agg`` (:func:`proxies.ensemble.vkdnw_agg`, which says where it differs
+on ties).
 
 The computation is in :mod:`proxies.vkdnw_passes` (the ``vkdnw`` pass).
 """

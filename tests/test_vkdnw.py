@@ -15,6 +15,7 @@ import torch
 from cbred import proxies
 from cbred.bench.datasets import get_batch
 from cbred.bench.nb201_proxies import nb201_model
+from cbred.proxies.ensemble import ENSEMBLES, VKDNW_AGG_MEMBERS, log_rank, vkdnw_agg
 from cbred.proxies.per_sample import hooked_logit_jacobian
 from cbred.proxies.vkdnw import STATISTICS
 from cbred.proxies.vkdnw_passes import (
@@ -25,6 +26,7 @@ from cbred.proxies.vkdnw_passes import (
     sampled_entries,
     vkdnw_terms,
 )
+from scipy.stats import rankdata
 from torch import nn
 
 torch.set_num_threads(1)
@@ -338,3 +340,29 @@ def test_degenerate_networks_give_nan_with_a_reason(batch) -> None:
         seed=0,
     )
     assert math.isnan(tokens["vkdnw"]) and "floating input" in tokens.errors["vkdnw"]
+
+
+def test_vkdnw_agg_is_the_authors_sum_of_log_ranks() -> None:
+    """``vkdnw_agg`` against the authors' recipe written out here (their ``vkdnw_comb_rank``):
+    log of the dense rank of the (ℵ, entropy) pairs plus the log average ranks of the other
+    four members, ascending; equal up to their missing 1/n (5 log n) without ties."""
+    rng = np.random.default_rng(0)
+    n = 40
+    count = rng.integers(90, 95, n)
+    entropy = rng.uniform(0.0, math.log(9), n)
+    table = {
+        "vkdnw": count + entropy / math.log(10),
+        "jacob_cov": rng.normal(size=n),
+        "az_expressivity": rng.normal(size=n),
+        "az_trainability": rng.normal(size=n),
+        "flops": rng.uniform(1, 100, n),
+    }
+    pairs = sorted(set(zip(count, entropy)))
+    dense = np.array([pairs.index(p) + 1 for p in zip(count, entropy)], dtype=np.float64)
+    others = ("jacob_cov", "az_expressivity", "az_trainability", "flops")
+    theirs = np.log(dense) + sum(np.log(rankdata(table[m])) for m in others)
+    assert ENSEMBLES["vkdnw_agg"].members == VKDNW_AGG_MEMBERS
+    assert np.allclose(vkdnw_agg(table), theirs - 5 * np.log(n))
+    table["jacob_cov"][3] = np.nan  # cbred ranks a NaN below every value
+    rest = log_rank(table, [m for m in VKDNW_AGG_MEMBERS if m != "jacob_cov"])
+    assert np.isclose(vkdnw_agg(table)[3] - rest[3], np.log(1 / n))
