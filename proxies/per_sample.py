@@ -93,11 +93,12 @@ def _entry_derivatives(
 
 
 def hooked_logit_jacobian(
-    model: nn.Module, x: torch.Tensor, chosen: dict[str, torch.Tensor], classes: int
+    model: nn.Module, x: torch.Tensor, chosen: dict[str, torch.Tensor], outputs: int
 ) -> torch.Tensor | None:
-    """(N, C, P) per-sample logit Jacobians w.r.t. the ``chosen`` weights (parameter name →
-    flat indices; columns in its order), or None when this method cannot vouch for them
-    (see the module docstring).  ``model`` must be in evaluation mode."""
+    """(N, K, P) per-sample Jacobians of the first K = ``outputs`` logits w.r.t. the
+    ``chosen`` weights (parameter name → flat indices; columns in its order), or None when
+    this method cannot vouch for them (see the module docstring).  ``model`` must be in
+    evaluation mode."""
     owners = {name: _owner(model, name) for name in chosen}
     if not all(_supported(m, attr) for _, m, attr in owners.values()):
         return None
@@ -129,14 +130,14 @@ def hooked_logit_jacobian(
     if not torch.allclose(alone, logits[:1].detach(), rtol=0, atol=_CHECK_RTOL * scale):
         return None  # the samples are not independent
     flat_calls = [(n, inp, out) for n, records in calls.items() for inp, out in records]
-    jac = x.new_zeros(x.shape[0], classes, sum(len(v) for v in chosen.values()))
+    jac = x.new_zeros(x.shape[0], outputs, sum(len(v) for v in chosen.values()))
     columns, start = {}, 0
     for name, flats in chosen.items():
         columns[name], start = slice(start, start + len(flats)), start + len(flats)
-    for c in range(classes):
+    for c in range(outputs):
         wanted = [out for _, _, out in flat_calls] + (params if c == 0 else [])
         grads = torch.autograd.grad(
-            logits[:, c].sum(), wanted, retain_graph=c < classes - 1, allow_unused=True
+            logits[:, c].sum(), wanted, retain_graph=c < outputs - 1, allow_unused=True
         )
         for (module_name, inp, _), g in zip(flat_calls, grads):
             if g is None:

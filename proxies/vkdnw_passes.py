@@ -6,11 +6,11 @@ score's seed (so this module imports nothing from it, nor from the registry), an
 authors' code.  Failures are ordinary exceptions (ValueError, FloatingPointError), which
 :func:`proxies.api.score` turns into NaN with the reason.
 
-Cost: one batched forward and, on the CPU, one backward of the batch per class
-(:mod:`proxies.per_sample`); elsewhere, or where that method cannot vouch for its result,
-C vector-Jacobian products per sample (``torch.func``: reverse mode vmapped over the batch),
-or P Jacobian-vector products when the network has more classes than sampled weights
-(forward mode).
+Cost: one batched forward and, on the CPU, one backward of the batch per class but the
+last, whose Jacobian row F never reads (:mod:`proxies.per_sample`); elsewhere, or where
+that method cannot vouch for its result, C − 1 vector-Jacobian products per sample
+(``torch.func``: reverse mode vmapped over the batch), or P Jacobian-vector products when
+that is fewer (forward mode).
 """
 
 from __future__ import annotations
@@ -79,11 +79,12 @@ def logit_jacobian(
     model: nn.Module,
     x: torch.Tensor,
     chosen: dict[str, torch.Tensor],
-    classes: int,
+    outputs: int,
     method: str = "auto",
 ) -> torch.Tensor:
-    """(N, C, P) per-sample Jacobians of the logits with respect to the chosen weights
-    (columns in ``chosen``'s order), ``model`` in evaluation mode.
+    """(N, K, P) per-sample Jacobians of the first K = ``outputs`` logits (all C of them, or
+    fewer) with respect to the chosen weights (columns in ``chosen``'s order), ``model`` in
+    evaluation mode.
 
     ``method``: ``hooks`` (:func:`proxies.per_sample.hooked_logit_jacobian`: one backward
     of the batch per class, when it can vouch for the result), ``vmap``, or ``auto`` (hooks
@@ -91,13 +92,13 @@ def logit_jacobian(
     measured).  With ``vmap`` each sample goes through the model on its own (``vmap`` of a
     one-sample call), so the Jacobian is per sample whatever the model's batch dependence;
     the chosen weights enter as zero shifts added at their flat indices, and the derivative
-    is taken at zero: reverse mode (C products per sample) unless the model has more
-    classes than chosen weights, then forward mode (P products).
+    is taken at zero: reverse mode (K products per sample) unless K exceeds the number of
+    chosen weights, then forward mode (P products).
     """
     if method not in JACOBIAN_METHODS:
         raise ValueError(f"unknown Jacobian method {method!r}; expected one of {JACOBIAN_METHODS}")
     if method == "hooks" or (method == "auto" and x.device.type == "cpu"):
-        hooked = hooked_logit_jacobian(model, x, chosen, classes)
+        hooked = hooked_logit_jacobian(model, x, chosen, outputs)
         if hooked is not None:
             return hooked
     base = {name: p.detach() for name, p in model.named_parameters()}
@@ -110,13 +111,14 @@ def logit_jacobian(
             weight = base[name]
             flat = weight.reshape(-1).index_add(0, chosen[name], shift)
             params[name] = flat.reshape(weight.shape)
-        return functional_call(model, (params, buffers), (sample.unsqueeze(0),)).squeeze(0)
+        out = functional_call(model, (params, buffers), (sample.unsqueeze(0),))
+        return out.squeeze(0)[:outputs]
 
     zeros = tuple(torch.zeros(len(chosen[n]), dtype=base[n].dtype, device=x.device) for n in names)
     width = sum(len(z) for z in zeros)
-    differentiate = jacrev if classes <= width else jacfwd
+    differentiate = jacrev if outputs <= width else jacfwd
     parts = vmap(differentiate(logits), in_dims=(None, 0))(zeros, x)
-    return torch.cat([part.reshape(x.shape[0], classes, -1) for part in parts], dim=2)
+    return torch.cat([part.reshape(x.shape[0], outputs, -1) for part in parts], dim=2)
 
 
 def covariance_factor(p: torch.Tensor) -> torch.Tensor:
@@ -134,11 +136,21 @@ def covariance_factor(p: torch.Tensor) -> torch.Tensor:
 
 def fisher_matrix(jacobian: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """(P, P) F = mean_i (L_i J_i)ᵀ (L_i J_i), float64, from the (N, C, P) logit Jacobians
-    and the (N, C) logits (L_i: :func:`covariance_factor` of the smoothed probabilities)."""
+    and the (N, C) logits (L_i: :func:`covariance_factor` of the smoothed probabilities).
+
+    L_i's last column is zero, so the last logit's Jacobian row never enters F: an
+    (N, C − 1, P) Jacobian of the first C − 1 logits gives the same F.
+    """
     z = logits.detach().double()
     classes = z.shape[1]
+    rows = jacobian.shape[1]
+    if rows not in (classes, classes - 1):
+        raise ValueError(
+            f"the Jacobian has {rows} logit rows; expected {classes} or {classes - 1} "
+            f"for {classes} classes"
+        )
     p = (1 - VKDNW_SMOOTHING) * torch.softmax(z, dim=1) + VKDNW_SMOOTHING / classes
-    scaled = covariance_factor(p) @ jacobian.double()
+    scaled = covariance_factor(p)[:, :, :rows] @ jacobian.double()
     rows = scaled.reshape(-1, scaled.shape[2])
     return rows.T @ rows / z.shape[0]
 
@@ -174,7 +186,8 @@ def fisher_at_init(
         chosen = sampled_entries(net, tensors, per_tensor)
         if not chosen:
             raise ValueError("every sampled parameter tensor is empty")
-        jacobian = logit_jacobian(net, x, chosen, logits.shape[1], method)
+        # the last logit's row meets a zero column of L (fisher_matrix): one backward fewer
+        jacobian = logit_jacobian(net, x, chosen, max(logits.shape[1] - 1, 1), method)
     if not (torch.isfinite(jacobian).all() and torch.isfinite(logits).all()):
         raise FloatingPointError("the logits or their Jacobian overflowed (non-finite values)")
     return count, fisher_matrix(jacobian, logits)

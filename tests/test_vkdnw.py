@@ -144,6 +144,10 @@ def test_fisher_matrix_is_the_mean_of_per_sample_products() -> None:
         for i in range(3)
     )
     assert torch.allclose(fisher_matrix(jac, logits), expected / 3, atol=1e-12)
+    # L's last column is zero: the last logit's row is never read, and may be left out
+    assert torch.allclose(fisher_matrix(jac[:, :3], logits), expected / 3, atol=1e-12)
+    with pytest.raises(ValueError, match="the Jacobian has 2 logit rows; expected 4 or 3"):
+        fisher_matrix(jac[:, :2], logits)
 
 
 def _autograd_jacobian(net: nn.Module, x: torch.Tensor, chosen: dict) -> torch.Tensor:
@@ -172,6 +176,8 @@ def test_jacobian_equals_per_sample_autograd(classes: int, tensors: int, method:
     jac = logit_jacobian(net, x, chosen, classes, method)
     assert jac.shape == (4, classes, width)
     assert torch.allclose(jac, _autograd_jacobian(net, x, chosen), atol=1e-5)
+    first = logit_jacobian(net, x, chosen, classes - 1, method)  # the first C - 1 logits
+    assert torch.allclose(first, jac[:, :-1], atol=1e-6)
 
 
 class _Varied(nn.Module):
