@@ -44,7 +44,8 @@ def _owner(model: nn.Module, name: str) -> tuple[str, nn.Module, str]:
 
 
 def _supported(module: nn.Module, attr: str) -> bool:
-    """Whether :func:`_entry_derivatives` knows ``module``'s parameter ``attr``."""
+    """Whether :func:`_input_factor` and :func:`_output_gradient` know ``module``'s
+    parameter ``attr``."""
     if attr not in ("weight", "bias"):
         return False
     if isinstance(module, nn.modules.conv._ConvNd):
@@ -56,40 +57,55 @@ def _supported(module: nn.Module, attr: str) -> bool:
     return False
 
 
-def _conv_weight(m: nn.modules.conv._ConvNd, x: torch.Tensor, g: torch.Tensor, flat: int):
-    """(N,) derivatives of the outputs' ``g``-weighted sum w.r.t. weight entry ``flat``."""
-    o, i, *offsets = (int(k) for k in np.unravel_index(flat, tuple(m.weight.shape)))
-    channel = (o // (m.out_channels // m.groups)) * m.weight.shape[1] + i
-    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
-    # only the input channel the entry reads is padded (padding is per channel)
-    padded = F.pad(x[:, channel : channel + 1], m._reversed_padding_repeated_twice, mode=mode)
-    window: list[slice | int] = [slice(None), 0]
-    for d, offset in enumerate(offsets):
-        start = offset * m.dilation[d]
-        window.append(slice(start, start + m.stride[d] * (g.shape[2 + d] - 1) + 1, m.stride[d]))
-    return (padded[tuple(window)] * g[:, o]).flatten(1).sum(1)
-
-
-def _entry_derivatives(
-    m: nn.Module, attr: str, x: torch.Tensor, g: torch.Tensor, flats: torch.Tensor
+def _conv_windows(
+    m: nn.modules.conv._ConvNd, x: torch.Tensor, flats: torch.Tensor, out_shape: torch.Size
 ) -> torch.Tensor:
-    """(N, len(flats)) per-sample derivatives, w.r.t. entries ``flats`` of ``m``'s ``attr``,
-    of Σ δ·output for one call of ``m`` with input ``x`` and output gradient ``g``."""
+    """(N, F, M): for each weight entry of ``flats``, the (padded) input value it multiplies
+    at each of the M output positions."""
+    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+    windows = []
+    for flat in flats.tolist():
+        o, i, *offsets = (int(k) for k in np.unravel_index(flat, tuple(m.weight.shape)))
+        channel = (o // (m.out_channels // m.groups)) * m.weight.shape[1] + i
+        # only the input channel the entry reads is padded (padding is per channel)
+        padded = F.pad(x[:, channel : channel + 1], m._reversed_padding_repeated_twice, mode=mode)
+        window: list[slice | int] = [slice(None), 0]
+        for d, offset in enumerate(offsets):
+            start = offset * m.dilation[d]
+            window.append(slice(start, start + m.stride[d] * (out_shape[d] - 1) + 1, m.stride[d]))
+        windows.append(padded[tuple(window)].flatten(1))
+    return torch.stack(windows, dim=1)
+
+
+def _input_factor(
+    m: nn.Module, attr: str, x: torch.Tensor, flats: torch.Tensor, out_shape: torch.Size
+) -> torch.Tensor | None:
+    """(N, F, M): what the output gradient at each of M positions is multiplied by in the
+    derivative w.r.t. each entry of ``flats`` of ``m``'s ``attr``, for one call with input
+    ``x`` and output spatial shape ``out_shape``; None for a bias (a factor of 1)."""
+    if attr == "bias":
+        return None
     n = x.shape[0]
     if isinstance(m, nn.Linear):
-        if attr == "bias":
-            return g[..., flats].reshape(n, -1, len(flats)).sum(1)
-        rows, cols = flats // m.in_features, flats % m.in_features
-        return (g[..., rows] * x[..., cols]).reshape(n, -1, len(flats)).sum(1)
-    if attr == "bias":  # convolution or batch norm: channel o's bias adds to channel o
-        return g[:, flats].flatten(2).sum(2)
+        return x[..., flats % m.in_features].reshape(n, -1, len(flats)).transpose(1, 2)
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         shape = (1, -1, 1)
-        normalised = (x[:, flats].flatten(2) - m.running_mean[flats].view(shape)) / torch.sqrt(
+        return (x[:, flats].flatten(2) - m.running_mean[flats].view(shape)) / torch.sqrt(
             m.running_var[flats].view(shape) + m.eps
         )
-        return (g[:, flats].flatten(2) * normalised).sum(2)
-    return torch.stack([_conv_weight(m, x, g, int(f)) for f in flats.tolist()], dim=1)
+    return _conv_windows(m, x, flats, out_shape)
+
+
+def _output_gradient(m: nn.Module, attr: str, g: torch.Tensor, flats: torch.Tensor) -> torch.Tensor:
+    """(N, F, M): the output gradient ``g`` of one call at the M positions of the output
+    unit that each entry of ``flats`` of ``m``'s ``attr`` feeds (its channel or feature)."""
+    n = g.shape[0]
+    if isinstance(m, nn.Linear):
+        units = flats if attr == "bias" else flats // m.in_features
+        return g[..., units].reshape(n, -1, len(flats)).transpose(1, 2)
+    conv_weight = attr == "weight" and isinstance(m, nn.modules.conv._ConvNd)
+    units = flats // m.weight[0].numel() if conv_weight else flats
+    return g[:, units].flatten(2)
 
 
 def hooked_logit_jacobian(
@@ -130,23 +146,38 @@ def hooked_logit_jacobian(
     if not torch.allclose(alone, logits[:1].detach(), rtol=0, atol=_CHECK_RTOL * scale):
         return None  # the samples are not independent
     flat_calls = [(n, inp, out) for n, records in calls.items() for inp, out in records]
-    jac = x.new_zeros(x.shape[0], outputs, sum(len(v) for v in chosen.values()))
-    columns, start = {}, 0
-    for name, flats in chosen.items():
-        columns[name], start = slice(start, start + len(flats)), start + len(flats)
+    entries = [  # (call, parameter name, module, attribute) for every chosen tensor a call reads
+        (k, name, m, attr)
+        for k, (module_name, _, _) in enumerate(flat_calls)
+        for name, (owner, m, attr) in owners.items()
+        if owner == module_name
+    ]
+    deltas: list[list[torch.Tensor | None]] = [[] for _ in entries]
+    param_grads: tuple[torch.Tensor | None, ...] = ()
     for c in range(outputs):
         wanted = [out for _, _, out in flat_calls] + (params if c == 0 else [])
         grads = torch.autograd.grad(
             logits[:, c].sum(), wanted, retain_graph=c < outputs - 1, allow_unused=True
         )
-        for (module_name, inp, _), g in zip(flat_calls, grads):
-            if g is None:
-                continue
-            for name, (owner, m, attr) in owners.items():
-                if owner == module_name:
-                    jac[:, c, columns[name]] += _entry_derivatives(m, attr, inp, g, chosen[name])
-        if c == 0 and not _agrees(jac[:, 0].sum(0), grads[len(flat_calls) :], chosen):
-            return None  # a chosen weight is also used outside its module's call
+        if c == 0:
+            param_grads = grads[len(flat_calls) :]
+        for kept, (k, name, m, attr) in zip(deltas, entries):
+            g = grads[k]
+            kept.append(None if g is None else _output_gradient(m, attr, g, chosen[name]))
+    columns, start = {}, 0
+    for name, flats in chosen.items():
+        columns[name], start = slice(start, start + len(flats)), start + len(flats)
+    jac = x.new_zeros(x.shape[0], outputs, start)
+    for kept, (k, name, m, attr) in zip(deltas, entries):
+        if kept[0] is None:  # no logit depends on this call's output (the same for every c)
+            continue
+        delta = torch.stack(kept, dim=1)  # (N, K, F, M)
+        _, inp, out = flat_calls[k]
+        factor = _input_factor(m, attr, inp, chosen[name], out.shape[2:])
+        derivative = delta.sum(3) if factor is None else (delta * factor.unsqueeze(1)).sum(3)
+        jac[:, :, columns[name]] += derivative
+    if not _agrees(jac[:, 0].sum(0), param_grads, chosen):
+        return None  # a chosen weight is also used outside its module's call
     return jac
 
 
