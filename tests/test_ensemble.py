@@ -326,6 +326,18 @@ def test_the_benchmark_smoke_run_prints_the_choice_and_the_gaps(capsys) -> None:
     assert "vs target 94.0 / 72.5 / 46.0: -" in out  # a search's gap is reported plainly
 
 
+@pytest.mark.parametrize("command", [["search", "rea"], ["bench", "correlation"]])
+def test_the_score_help_names_every_named_ensemble(command, capsys) -> None:
+    """The help is written out (the CLI does not import the proxies to build its parser):
+    it must not fall behind :data:`ENSEMBLES`."""
+    from cbred.bench.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in ENSEMBLES), text
+
+
 def test_proxies_list_names_the_ensembles(capsys) -> None:
     from cbred.bench.cli import main
 

@@ -78,7 +78,8 @@ def _common(parser: argparse.ArgumentParser, proxies: str) -> None:
         type=_configs,
         default=_configs(proxies),
         help="statistics; '+' joins an ensemble, combined by --aggregate; a named ensemble "
-        f"of `cbred proxies list` (recommended, vote, az_nas) (default {proxies})",
+        f"of `cbred proxies list` (recommended, recommended_search, vote, az_nas, vkdnw_agg) "
+        f"(default {proxies})",
     )
     parser.add_argument(
         "--aggregate",

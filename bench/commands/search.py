@@ -41,7 +41,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--score",
         default="naswot",
         help="training-free statistic (fitness); 'a+b+c' a rank ensemble of several; or a "
-        "named ensemble of `cbred proxies list` (recommended, vote, az_nas) with its own "
+        "named ensemble of `cbred proxies list` (recommended, recommended_search, vote, "
+        "az_nas, vkdnw_agg) with its own "
         "aggregate",
     )
     p.add_argument(
