@@ -41,7 +41,9 @@ from cbred.proxies import available_proxies, get_proxy, mean_rank, ranks, vote
 from cbred.proxies.ensemble import ENSEMBLES, VOTE_MEMBERS
 from scipy.stats import kendalltau, spearmanr
 
-# Spearman ρ (Abdelfattah et al.) on CIFAR-10 / CIFAR-100 / ImageNet16-120.
+# Spearman ρ on CIFAR-10 / CIFAR-100 / ImageNet16-120: Abdelfattah et al.; AZ-NAS's
+# aggregate from its authors' notebook (CIFAR-10 only); VKDNW_single and VKDNW_agg from
+# Týbl & Neumann's Table 1 (mean of 5 runs).
 PUBLISHED_RHO = {
     "grad_norm": (0.58, 0.64, 0.58),
     "snip": (0.58, 0.63, 0.58),
@@ -50,8 +52,11 @@ PUBLISHED_RHO = {
     "synflow": (0.74, 0.76, 0.75),
     "jacob_cov": (0.73, 0.71, 0.71),
     "vote": (0.82, 0.83, 0.82),
+    "az_nas": (0.913, math.nan, math.nan),
+    "vkdnw": (0.815, 0.829, 0.814),
+    "vkdnw_agg": (0.919, 0.919, 0.906),
 }
-# Kendall τ on CIFAR-10 (Xiang et al.).
+# Kendall τ on CIFAR-10 (Xiang et al.; VKDNW's from Týbl & Neumann's Table 1).
 PUBLISHED_TAU = {
     "synflow": 0.54,
     "snip": 0.46,
@@ -59,6 +64,8 @@ PUBLISHED_TAU = {
     "naswot": 0.58,
     "ssnr": 0.68,
     "tcet": 0.69,
+    "vkdnw": 0.618,
+    "vkdnw_agg": 0.750,
 }
 ABDELFATTAH_SIX = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov")
 TOLERANCE = 0.07
