@@ -67,11 +67,14 @@ CANDIDATES = (
     "az_expressivity",
     "az_progressivity",
     "az_trainability",
+    "vkdnw",
+    "vkdnw_entropy",
 )
 """The label-free whole-space columns of the shipped table, in tie-breaking order; MeCo's two
 joined when their columns shipped (session 8), SWAP's two in session 11, Zen-score and
 AZ-NAS's three in session 14 (registered here in session 13, before any whole-space value
-of theirs was seen), the choice rule unchanged."""
+of theirs was seen), VKDNW's two in session 17 (when the held-out half was scored, before
+its values were looked at), the choice rule unchanged."""
 SELECTION_AGGREGATES = ("mean_rank", "log_rank")
 """The aggregates the choice considers, fixed before the first choice (the majority vote,
 an aggregate of :mod:`proxies.ensemble` since session 11, is reported beside the choice,

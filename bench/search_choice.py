@@ -12,7 +12,7 @@ seen:
 
 1. **Choice** (its winner must be :data:`proxies.ensemble.RECOMMENDED_SEARCH`, the named
    ensemble ``recommended_search``): the candidates of :func:`bench.ensemble.candidates`
-   (the same 65,519 aggregates of the shipped table's label-free columns); the criterion
+   (the same 262,125 aggregates of the shipped table's label-free columns); the criterion
    is the expected CIFAR-10 test accuracy of best-of-N (N = ``--evaluations``, default
    1,000) on the selection half of :func:`bench.ensemble.split`, over uniform N-subsets of
    that half, each candidate ordering the half by its aggregate of the members'
